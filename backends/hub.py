@@ -1,0 +1,52 @@
+"""Wires adapters to the store: the one object the UI holds on to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from backends.adapter import Action, ActionError, Adapter
+from backends.model import Instance, Source
+from backends.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self, adapters: Sequence[Adapter]) -> None:
+        self.store = Store()
+        self.adapters: dict[Source, Adapter] = {a.source: a for a in adapters}
+
+    async def run(self) -> None:
+        """Pump every adapter's events into the store until cancelled."""
+        try:
+            await asyncio.gather(*(self._pump(a) for a in self.adapters.values()))
+        finally:
+            for adapter in self.adapters.values():
+                await adapter.close()
+
+    async def _pump(self, adapter: Adapter) -> None:
+        async for event in adapter.stream():
+            self.store.apply(event)
+
+    def supports(self, action: Action, instances: Sequence[Instance]) -> bool:
+        return bool(instances) and all(
+            (a := self.adapters.get(i.source)) is not None and a.supports(action) for i in instances
+        )
+
+    async def perform(self, action: Action, instances: Sequence[Instance]) -> None:
+        by_source: dict[Source, list[Instance]] = {}
+        for inst in instances:
+            by_source.setdefault(inst.source, []).append(inst)
+        for source, group in by_source.items():
+            adapter = self.adapters.get(source)
+            if adapter is None or not adapter.supports(action):
+                raise ActionError(f"{action} is not available for {source} objects")
+            await adapter.perform(action, group)
+
+    def shell_command(self, instance: Instance) -> list[str]:
+        adapter = self.adapters.get(instance.source)
+        if adapter is None:
+            raise ActionError(f"no {instance.source} connection for {instance.name}")
+        return adapter.shell_command(instance)

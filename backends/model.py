@@ -1,0 +1,240 @@
+"""The domain model every adapter speaks and every view reads.
+
+Adapters turn Docker containers and Kubernetes pods into `Instance`s; the store
+groups instances into `Workload`s (a Compose service, later a Deployment). All
+values are immutable so a view can hold on to one while the store moves on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    """Which world an object lives in."""
+
+    COMPOSE = "compose"
+    K3S = "k3s"
+
+
+class RunState(StrEnum):
+    """Lifecycle of one instance, in Docker's words (pods map onto these)."""
+
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    PAUSED = "paused"
+    CREATED = "created"
+    EXITED = "exited"
+    DEAD = "dead"
+    REMOVING = "removing"
+    UNKNOWN = "unknown"
+
+
+class Health(StrEnum):
+    """What we know of an instance's health. Never "healthy" without a check."""
+
+    HEALTHY = "healthy"
+    STARTING = "starting"
+    UNHEALTHY = "unhealthy"
+    NO_CHECK = "no healthcheck"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"
+
+
+# Worst first: a workload is as healthy as its least healthy running instance.
+HEALTH_SEVERITY: dict[Health, int] = {
+    Health.UNHEALTHY: 0,
+    Health.STARTING: 1,
+    Health.UNKNOWN: 2,
+    Health.HEALTHY: 3,
+    Health.NO_CHECK: 4,
+    Health.STOPPED: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A port an instance exposes, and where it is published on the host if it is."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    host_port: int | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.host_port is not None
+
+    def __str__(self) -> str:
+        inner = f"{self.container_port}/{self.protocol}"
+        if self.host_port is None:
+            return inner
+        host = self.host_ip if self.host_ip and self.host_ip not in ("0.0.0.0", "::") else ""
+        return f"{host + ':' if host else ''}{self.host_port}→{inner}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WorkloadKey:
+    """Names a workload: a Compose service (group = project) or, later, a
+    Kubernetes Deployment/StatefulSet (group = namespace)."""
+
+    source: Source
+    group: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}/{self.group}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One running unit: a container (Compose) or, later, a pod (k3s)."""
+
+    source: Source
+    id: str
+    name: str
+    workload: WorkloadKey
+    state: RunState
+    health: Health
+    image: str
+    ports: tuple[Port, ...] = ()
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    oom_killed: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    number: int = 1
+    status_text: str = ""
+
+    @property
+    def key(self) -> str:
+        """Unique across sources; used as the table row key."""
+        return f"{self.source}/{self.id}"
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state in (RunState.RUNNING, RunState.RESTARTING, RunState.PAUSED)
+
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A logical service, aggregated from its instances by `aggregate`."""
+
+    key: WorkloadKey
+    state: str
+    health: Health
+    running: int
+    desired: int
+    ports: tuple[Port, ...]
+    image: str
+    started_at: datetime | None
+    restarts: int
+    instance_keys: tuple[str, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.key.id
+
+
+class ConnState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How an adapter's connection stands; drives the header and the banner."""
+
+    source: Source
+    state: ConnState
+    endpoint: str
+    version: str | None = None
+    message: str | None = None
+
+
+# ---- what adapters emit ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The complete current set of a source's instances (start-up and every resync)."""
+
+    source: Source
+    instances: tuple[Instance, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceChanged:
+    instance: Instance
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceGone:
+    source: Source
+    instance_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.instance_id}"
+
+
+AdapterEvent = SourceStatus | Snapshot | InstanceChanged | InstanceGone
+
+
+# ---- aggregation ----------------------------------------------------------------------
+
+
+def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
+    """Fold a workload's instances into its row: pure, so it is tested densely."""
+    ordered = sorted(instances, key=lambda i: (i.number, i.name))
+    running = [i for i in ordered if i.running]
+    desired = len(ordered)
+    if any(i.state == RunState.RESTARTING for i in ordered):
+        state = "restarting"
+    elif running and len(running) == desired:
+        state = "paused" if all(i.state == RunState.PAUSED for i in running) else "running"
+    elif running:
+        state = "partial"
+    elif ordered and all(i.state == RunState.CREATED for i in ordered):
+        state = "created"
+    else:
+        state = "stopped"
+    if running:
+        health = min((i.health for i in running), key=HEALTH_SEVERITY.__getitem__)
+    else:
+        health = Health.STOPPED
+    ports: list[Port] = []
+    for inst in ordered:
+        for port in inst.ports:
+            if port not in ports:
+                ports.append(port)
+    starts = [i.started_at for i in running if i.started_at is not None]
+    images = {i.image for i in ordered}
+    return Workload(
+        key=key,
+        state=state,
+        health=health,
+        running=len(running),
+        desired=desired,
+        ports=tuple(ports),
+        image=ordered[0].image if len(images) == 1 else f"{ordered[0].image} (+{len(images) - 1})",
+        started_at=min(starts) if starts else None,
+        restarts=sum(i.restarts for i in ordered),
+        instance_keys=tuple(i.key for i in ordered),
+    )

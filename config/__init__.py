@@ -1,0 +1,1 @@
+"""Ferryman's default configuration, shipped as package data (see default.yaml)."""
