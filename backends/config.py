@@ -1,0 +1,372 @@
+"""Typed configuration: shipped defaults, deep-merged with the user's YAML file.
+
+The defaults live in `config/default.yaml`, which also documents every key, so
+the file a user copies and the values the code uses cannot drift apart (a test
+holds the models' defaults to it). Every model forbids unknown keys so that a
+typo is reported instead of silently ignored.
+
+Bad input never escapes as a traceback: every problem becomes a `ConfigError`
+whose text names the file, the line and the key at fault, one problem a line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+# ---- the schema -----------------------------------------------------------------------
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Section(BaseModel):
+    # Frozen: the app hands one Config to many views; none may change it under the others.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DockerConfig(_Section):
+    # None means "$DOCKER_HOST, else the local socket"; the Compose adapter resolves it.
+    host: str | None = None
+
+
+class ComposeConfig(_Section):
+    files: tuple[Path, ...] = ()
+    cli: Literal["auto", "docker compose", "docker-compose"] = "auto"
+
+
+class UiConfig(_Section):
+    theme: NonEmptyStr = "textual-dark"
+    readonly: bool = False
+    # Checked against the registered views by the UI, which is what knows them.
+    default_view: NonEmptyStr = "workloads"
+    # Finite: it becomes a timer interval.
+    uptime_refresh_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    key_echo: bool = False
+
+
+class KubernetesConfig(_Section):
+    context: str | None = None
+    namespace: str | None = None
+    kubeconfig: Path | None = None
+
+
+class Config(_Section):
+    """The whole configuration; `Config()` equals the shipped defaults."""
+
+    docker: DockerConfig = DockerConfig()
+    compose: ComposeConfig = ComposeConfig()
+    ui: UiConfig = UiConfig()
+    # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
+    keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
+    kubernetes: KubernetesConfig = KubernetesConfig()
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `str()` is the whole message for the user."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+# ---- public entry points --------------------------------------------------------------
+
+_DEFAULT_NAME = "default.yaml"
+
+
+def default_config_text() -> str:
+    """The shipped defaults with their comments: a starting point for a user's file."""
+    return (files("config") / _DEFAULT_NAME).read_text(encoding="utf-8")
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the user's file is: $FERRYMAN_CONFIG, else the XDG config directory.
+
+    XDG is done by hand rather than with platformdirs because platformdirs reads
+    `os.environ` only, and would give macOS paths on a Mac where our users expect
+    ~/.config like every other CLI tool they run.
+    """
+    env = os.environ if env is None else env
+    explicit = env.get("FERRYMAN_CONFIG", "")
+    if explicit:
+        return _expand_home(explicit, env)
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else _home(env) / ".config"
+    return base / "ferryman" / "config.yaml"
+
+
+def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Defaults deep-merged with the user's file, validated; `ConfigError` if unusable.
+
+    `path` (from --config) and $FERRYMAN_CONFIG are explicit choices, so a missing
+    file is an error there; the XDG file is optional.
+    """
+    env = os.environ if env is None else env
+    defaults = _parse(default_config_text(), f"<ferryman>/config/{_DEFAULT_NAME}")
+    required = path is not None or bool(env.get("FERRYMAN_CONFIG"))
+    user_path = Path(path) if path is not None else user_config_path(env)
+    user = _read_user_file(user_path, required=required, env=env)
+    data = _deep_merge(defaults.data, user.data if user else {})
+    origins = {**defaults.lines, **(user.lines if user else {})}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        shown = _display(user_path, env)
+        problems = sorted(_describe_error(err, origins, shown) for err in exc.errors())
+        raise ConfigError("\n".join(text for _, _, text in problems), user_path) from None
+
+
+# ---- reading --------------------------------------------------------------------------
+
+Origin = tuple[str, int]  # (file as shown to the user, 1-based line)
+KeyPath = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A YAML document's data and the line each key path was written on."""
+
+    data: dict[str, Any]
+    lines: dict[KeyPath, Origin]
+
+
+def _read_user_file(path: Path, *, required: bool, env: Mapping[str, str]) -> _Parsed | None:
+    shown = _display(path, env)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # tolerate an editor's BOM
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{shown}: config file not found", path) from None
+        return None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown}: not UTF-8 text (byte {exc.start}: {exc.reason})", path) from None
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}", path) from None
+    return _parse(text, shown, path)
+
+
+def _parse(text: str, shown: str, path: Path | None = None) -> _Parsed:
+    """Parse once into both the data and the key-path → line map."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(_yaml_message(exc, shown), path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{shown}: {exc}", path) from None
+    finally:
+        loader.dispose()
+    if data is None:  # an empty file, or only comments: no overrides
+        return _Parsed({}, {})
+    if not isinstance(data, dict):
+        line = node.start_mark.line + 1
+        raise ConfigError(
+            f"{shown}:{line}: the top level must be a mapping of sections "
+            f"({', '.join(Config.model_fields)}), not {_kind(data)}",
+            path,
+        )
+    lines: dict[KeyPath, Origin] = {}
+    duplicates = _index_lines(node, shown, lines)
+    if duplicates:
+        raise ConfigError("\n".join(duplicates), path)
+    return _Parsed(data, lines)
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError, shown: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+    problem = exc.problem or "invalid YAML"
+    context = f" ({exc.context})" if exc.context else ""
+    return f"{where}: {problem}{context}"
+
+
+def _index_lines(node: yaml.Node, shown: str, lines: dict[KeyPath, Origin]) -> list[str]:
+    """Record the line of every key and sequence item; return duplicate-key problems.
+
+    PyYAML lets a repeated key silently win; in a config that is a lost edit, so
+    duplicates are reported. A node reached again through an alias is not walked
+    again: anchors may be recursive, and a problem in one has its first line anyway.
+    """
+    problems: list[tuple[int, str]] = []
+    visited: set[int] = set()
+    pending: list[tuple[yaml.Node, KeyPath]] = [(node, ())]
+    while pending:
+        current, at = pending.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key_node, value_node in current.value:
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in first_line:
+                    where = _format_path((*at, key))
+                    problems.append(
+                        (line, f"{shown}:{line}: {where}: duplicate key (first set on line {first_line[key]})")
+                    )
+                first_line.setdefault(key, line)
+                lines.setdefault((*at, key), (shown, line))
+                pending.append((value_node, (*at, key)))
+        elif isinstance(current, yaml.SequenceNode):
+            for index, item in enumerate(current.value):
+                lines.setdefault((*at, str(index)), (shown, item.start_mark.line + 1))
+                pending.append((item, (*at, str(index))))
+    return [text for _, text in sorted(problems)]
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge recursively; lists and scalars replace.
+
+    A section left empty (`ui:` with every child commented out) reads as null; it
+    keeps the defaults rather than erasing the section.
+    """
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = _deep_merge(current, value)
+        elif isinstance(current, dict) and value is None:
+            continue
+        else:
+            merged[key] = value
+    return merged
+
+
+# ---- turning validation errors into sentences ------------------------------------------
+
+_FRIENDLY_MESSAGES = {
+    "model_type": "expected a mapping of keys, not {kind}",
+    "dict_type": "expected a mapping of keys, not {kind}",
+    "path_type": "expected a file path (a string), not {kind}",
+    "bool_type": "expected true or false, not {kind}",
+    "bool_parsing": "expected true or false, not {value!r}",
+}
+
+
+def _describe_error(
+    err: Mapping[str, Any], origins: Mapping[KeyPath, Origin], fallback: str
+) -> tuple[str, int, str]:
+    """One pydantic error → (file, line, "file:line: key.path: message")."""
+    loc = tuple(err["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"  # the mapping key itself is wrong
+    if is_key:
+        loc = loc[:-1]
+    shown, line = _origin(loc, origins, fallback)
+    if is_key:
+        where = f"{_format_path(loc[:-1])}: key {loc[-1]!r}"
+    else:
+        where = _format_path(loc)
+    message = _message(err, loc)
+    prefix = f"{shown}:{line}" if line else shown
+    return shown, line, f"{prefix}: {where}: {message}"
+
+
+def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key_message(str(loc[-1]), _known_keys(loc[:-1]))
+    if kind in _FRIENDLY_MESSAGES:
+        value = err.get("input")
+        return _FRIENDLY_MESSAGES[kind].format(kind=_kind(value), value=value)
+    return str(err["msg"])
+
+
+def _unknown_key_message(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    return f"unknown key (expected one of: {', '.join(known)})"
+
+
+def _known_keys(parent: tuple[Any, ...]) -> list[str]:
+    """Field names of the model at `parent`, for suggesting what a typo meant."""
+    model: type[BaseModel] = Config
+    for part in parent:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _origin(loc: tuple[Any, ...], origins: Mapping[KeyPath, Origin], fallback: str) -> Origin:
+    """Where the value at `loc` was written, else where its nearest parent was.
+
+    Line 0 means "no line known": the message then names only the file.
+    """
+    path = tuple(str(part) for part in loc)
+    for end in range(len(path), 0, -1):
+        if path[:end] in origins:
+            return origins[path[:end]]
+    return fallback, 0
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _format_path(loc: tuple[Any, ...]) -> str:
+    """('compose', 'files', 0) → compose.files[0]; odd keys are quoted: keymap['a.b']."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(str(part)):
+            text += f".{part}" if text else str(part)
+        else:
+            text += f"[{str(part)!r}]"
+    return text or "(top level)"
+
+
+def _kind(value: Any) -> str:
+    """A value's type in YAML's words, for messages read by people who wrote YAML."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# ---- paths ------------------------------------------------------------------------------
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME", "")
+    return Path(home) if home else Path.home()
+
+
+def _expand_home(value: str, env: Mapping[str, str]) -> Path:
+    """`~/x` → $HOME/x using `env`, so tests and callers control it."""
+    if value == "~" or value.startswith("~/"):
+        return _home(env) / value[2:]
+    return Path(value)
+
+
+def _display(path: Path, env: Mapping[str, str]) -> str:
+    """The path as the user would write it: ~/.config/... rather than /home/me/...."""
+    home = _home(env)
+    if path.is_absolute():
+        try:
+            return f"~/{path.relative_to(home)}"
+        except ValueError:
+            pass
+    return str(path)

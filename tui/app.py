@@ -1,0 +1,319 @@
+"""FerrymanApp: the frame, the view stack, the prompt, and the glue to the hub.
+
+The app subscribes once to the store and hands each change to the views on the
+stack; the hub's adapters run as a worker, so the first frame never waits on Docker.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from textual import on
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widgets import Footer
+
+from backends.adapter import Action, ActionError
+from backends.config import Config
+from backends.hub import Hub
+from backends.model import ConnState, Instance, SourceStatus
+from backends.rows import utcnow
+from backends.store import Change
+from tui.commands import Command, CommandRegistry
+from tui.registry import VIEWS, view_spec
+from tui.screens import ConfirmScreen, HelpScreen
+from tui.views.table import ResourceView
+from tui.widgets.chrome import SOURCE_TITLE, Banner, Crumbs, Header
+from tui.widgets.prompt import Prompt
+
+# Disruptive actions ask first; starting something never needs a second thought.
+CONFIRM = {Action.RESTART, Action.STOP}
+
+
+def ferryman_version() -> str:
+    try:
+        return version("ferryman")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class FerrymanApp(App[None]):
+    CSS_PATH = "ferryman.tcss"
+    TITLE = "Ferryman"
+    ENABLE_COMMAND_PALETTE = False  # `:` is our command mode, as in k9s
+
+    BINDINGS = [
+        Binding("colon", "command", "Command", id="command"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("escape", "back", "Back", id="back"),
+        Binding("ctrl+c", "quit", "Quit", id="quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        hub: Hub,
+        config: Config | None = None,
+        *,
+        readonly: bool | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__()
+        self.hub = hub
+        self.clock = clock  # ages and uptimes are relative to this (fixed in snapshot tests)
+        self.config = config or Config()
+        self.readonly = self.config.ui.readonly if readonly is None else readonly
+        self.commands = CommandRegistry()
+        self._stack: list[ResourceView] = []
+        self._register_commands()
+
+    # ---- frame -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(ferryman_version() + ("  [readonly]" if self.readonly else ""))
+        yield Banner()
+        yield Crumbs()
+        yield Container(id="views")
+        yield Prompt(self.commands.completions, self.commands.complete)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.theme = self.config.ui.theme
+        self._apply_keymap()
+        self.query_one(Prompt).close()
+        self.query_one(Banner).display = False
+        for status in self.hub.store.status.values():
+            self._show_status(status)
+        self.hub.store.subscribe(self._store_changed)
+        start = view_spec(self.config.ui.default_view) or VIEWS[0]
+        await self.reset_view(start.make(self.hub.store))
+        self.set_interval(self.config.ui.uptime_refresh_seconds, self._tick)
+        # Last: the adapters start after the first frame is queued, never before it.
+        self.run_worker(self.hub.run(), name="hub", group="hub", exit_on_error=False)
+
+    def _apply_keymap(self) -> None:
+        known = {b.id for b in self._all_bindings() if b.id}
+        keymap = dict(self.config.keymap)
+        unknown = sorted(set(keymap) - known)
+        for binding_id in unknown:
+            keymap.pop(binding_id)
+        if unknown:
+            self.notify(
+                f"keymap: unknown binding id(s) {', '.join(unknown)} — known ids: {', '.join(sorted(known))}",
+                title="Config",
+                severity="warning",
+                timeout=15,
+            )
+        if keymap:
+            self.set_keymap(keymap)
+
+    def _all_bindings(self) -> list[Binding]:
+        from tui.views.workloads import InstancesView
+
+        return [*self.BINDINGS, *InstancesView.BINDINGS]  # type: ignore[list-item]
+
+    # ---- the store ---------------------------------------------------------------------
+
+    def _store_changed(self, change: Change) -> None:
+        if change.status is not None:
+            self._show_status(change.status)
+        for view in self._stack:
+            view.apply_change(change)
+
+    def _show_status(self, status: SourceStatus) -> None:
+        if not self.is_mounted:
+            return
+        self.query_one(Header).set_status(status)
+        self.query_one(Banner).set_status(status)
+        for view in self._stack:
+            view.set_connection_note(self._note_for(view))
+
+    def _tick(self) -> None:
+        if self._stack:
+            self._stack[-1].refresh_ticking()
+
+    # ---- the view stack ----------------------------------------------------------------
+
+    @property
+    def current_view(self) -> ResourceView | None:
+        return self._stack[-1] if self._stack else None
+
+    async def push_view(self, view: ResourceView) -> None:
+        if self._stack:
+            self._stack[-1].display = False
+        self._stack.append(view)
+        view.connection_note = self._note_for(view)
+        await self.query_one("#views").mount(view)
+        view.table.focus()
+        self._update_crumbs()
+
+    async def pop_view(self) -> None:
+        if len(self._stack) < 2:
+            return
+        await self._stack.pop().remove()
+        top = self._stack[-1]
+        top.display = True
+        top.refresh_ticking()
+        top.table.focus()
+        self._update_crumbs()
+
+    async def reset_view(self, view: ResourceView) -> None:
+        old, self._stack = self._stack, []
+        for stale in old:
+            await stale.remove()
+        await self.push_view(view)
+
+    def _note_for(self, view: ResourceView) -> str | None:
+        statuses = (self.hub.store.status.get(source) for source in view.kind.sources)
+        return next((n for s in statuses if s and (n := connection_note(s))), None)
+
+    def _update_crumbs(self) -> None:
+        top = self.current_view
+        filter_text = top.row_filter.describe() if top and not top.row_filter.matches_all else None
+        self.query_one(Crumbs).show([v.crumb for v in self._stack], filter_text)
+
+    # ---- commands and filter -----------------------------------------------------------
+
+    def _register_commands(self) -> None:
+        for spec in VIEWS:
+            self.commands.register(
+                Command(spec.name, spec.aliases, spec.help, lambda arg, spec=spec: self._open_view(spec, arg))
+            )
+        self.commands.register(Command("quit", ("q", "q!", "exit"), "Quit Ferryman", lambda _arg: self.exit()))
+        self.commands.register(Command("help", ("h",), "This help", lambda _arg: self.action_help()))
+
+    async def _open_view(self, spec, arg: str) -> None:  # noqa: ANN001
+        view = spec.make(self.hub.store)
+        await self.reset_view(view)
+        if arg:
+            view.set_filter(arg)
+            self._update_crumbs()
+
+    def action_command(self) -> None:
+        self.query_one(Prompt).open("command")
+
+    def action_filter(self) -> None:
+        top = self.current_view
+        self.query_one(Prompt).open("filter", top.row_filter.text if top else "")
+
+    @on(Prompt.FilterChanged)
+    def _filter_changed(self, event: Prompt.FilterChanged) -> None:
+        self._set_filter(event.value)
+
+    @on(Prompt.Done)
+    async def _prompt_done(self, event: Prompt.Done) -> None:
+        prompt = self.query_one(Prompt)
+        prompt.close()
+        if self.current_view:
+            self.current_view.table.focus()
+        if event.mode == "filter":
+            if event.value is None:
+                self._set_filter("")
+            return
+        if not event.value:
+            return
+        resolved = self.commands.resolve(event.value)
+        if resolved is None:
+            self.notify(f"Unknown command :{event.value} — ? lists the commands", severity="warning")
+            return
+        command, arg = resolved
+        result = command.run(arg)
+        if hasattr(result, "__await__"):
+            await result
+
+    def _set_filter(self, text: str) -> None:
+        top = self.current_view
+        if top is None:
+            return
+        row_filter = top.set_filter(text)
+        if row_filter.warning:
+            self.notify(row_filter.warning, severity="warning", timeout=4)
+        self._update_crumbs()
+
+    async def action_back(self) -> None:
+        top = self.current_view
+        if top is not None and not top.row_filter.matches_all:
+            self._set_filter("")
+        else:
+            await self.pop_view()
+
+    def action_help(self) -> None:
+        keys = []
+        top = self.current_view
+        if top is not None and top.ENTER_HELP:
+            keys.append(("enter", top.ENTER_HELP))
+        for active in self.screen.active_bindings.values():
+            # Ferryman's own bindings carry ids (and are remappable); widget internals
+            # such as the table's cursor keys would drown them.
+            if active.enabled and active.binding.id:
+                keys.append((self.get_key_display(active.binding), active.binding.description))
+        commands = [(" ".join(f":{w}" for w in c.words), c.help) for c in self.commands]
+        title = self.current_view.crumb if self.current_view else "Ferryman"
+        self.push_screen(HelpScreen(title, keys, commands))
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def request_action(self, action: Action, label: str, instances: Sequence[Instance]) -> None:
+        if self.readonly:
+            self.notify("Read-only mode: actions are disabled.", severity="warning")
+            return
+        count = f"{len(instances)} container{'s' if len(instances) != 1 else ''}"
+        if action in CONFIRM:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._perform(action, label, instances)
+
+            self.push_screen(ConfirmScreen(f"{action.capitalize()} {label} ({count})?"), answered)
+        else:
+            self._perform(action, label, instances)
+
+    def _perform(self, action: Action, label: str, instances: Sequence[Instance]) -> None:
+        async def run() -> None:
+            try:
+                await self.hub.perform(action, instances)
+            except ActionError as exc:
+                self.notify(str(exc), title=f"{action} failed", severity="error", timeout=8)
+            except Exception as exc:  # noqa: BLE001 - an action must never take the app down
+                self.notify(f"{type(exc).__name__}: {exc}", title=f"{action} failed", severity="error", timeout=8)
+            else:
+                self.notify(f"{label}: {action} done", timeout=3)
+
+        self.notify(f"{action.capitalize()} {label}…", timeout=2)
+        self.run_worker(run(), group="actions", exit_on_error=False)
+
+    def open_shell(self, instance: Instance) -> None:
+        """Suspend the TUI, run an interactive shell in `instance`, come back."""
+        try:
+            argv = self.hub.shell_command(instance)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        try:
+            with self.suspend():
+                print(f"ferryman: shell in {instance.name} — exit to come back\n", flush=True)
+                subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.notify(
+                f"This terminal cannot be suspended (browser session?). Run it yourself:\n{shlex.join(argv)}",
+                title="Shell unavailable here",
+                severity="warning",
+                timeout=15,
+            )
+        except FileNotFoundError as exc:
+            self.notify(f"Cannot run {argv[0]}: {exc.strerror}", severity="error")
+
+
+def connection_note(status: SourceStatus) -> str | None:
+    """What an empty table says while its source is not connected."""
+    title = SOURCE_TITLE[status.source]
+    if status.state == ConnState.CONNECTING:
+        return f"Connecting to {title} at {status.endpoint}…"
+    if status.state == ConnState.UNREACHABLE:
+        return f"{status.message or title + ' is unreachable'}. Ferryman retries and resyncs by itself."
+    return None

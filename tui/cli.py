@@ -1,0 +1,66 @@
+"""`ferryman` — the command line: the TUI by default, `status` for scripts and CI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from backends.config import Config, ConfigError, load_config
+from backends.headless import collect_status, status_json, status_table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferryman",
+        description="A k9s-style control center for services in Docker Compose and k3s.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--config", type=Path, metavar="PATH", help="config file (default: XDG config path)")
+    parser.add_argument("--docker-host", metavar="URL", help="Docker endpoint (default: DOCKER_HOST or the local socket)")
+    parser.add_argument("--readonly", action="store_true", default=None, help="hide every action that changes anything")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    status = sub.add_parser("status", help="print the workloads once, as a table or JSON")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Docker (default 10)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        from tui.app import ferryman_version
+
+        print(f"ferryman {ferryman_version()}")
+        return 0
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"ferryman: {exc}", file=sys.stderr)
+        return 2
+    if args.docker_host:
+        config = config.model_copy(update={"docker": config.docker.model_copy(update={"host": args.docker_host})})
+    if args.command == "status":
+        return run_status(config, as_json=args.json, timeout=args.timeout)
+    return run_tui(config, readonly=args.readonly)
+
+
+def run_status(config: Config, *, as_json: bool, timeout: float) -> int:
+    report = asyncio.run(collect_status(config, timeout=timeout))
+    print(status_json(report) if as_json else status_table(report))
+    for problem in report.problems:
+        print(f"ferryman: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+def run_tui(config: Config, *, readonly: bool | None) -> int:
+    from backends.headless import build_hub
+    from tui.app import FerrymanApp
+
+    FerrymanApp(build_hub(config), config, readonly=readonly).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Modal screens: help (`?`) and confirmation of disruptive actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists the bindings active where `?` was pressed, and the `:` commands."""
+
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close", show=False),
+    ]
+
+    def __init__(self, title: str, keys: Iterable[tuple[str, str]], commands: Iterable[tuple[str, str]]) -> None:
+        super().__init__()
+        self._title = title
+        self._keys = list(keys)
+        self._commands = list(commands)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help"):
+            yield Static(Text(f"Help — {self._title}", style="bold"), id="help-title")
+            keys: DataTable = DataTable(id="help-keys", cursor_type="none", show_cursor=False)
+            keys.add_columns("KEY", "ACTION")
+            for key, description in self._keys:
+                keys.add_row(Text(key, style="bold cyan"), description)
+            yield keys
+            commands: DataTable = DataTable(id="help-commands", cursor_type="none", show_cursor=False)
+            commands.add_columns("COMMAND", "VIEW")
+            for words, description in self._commands:
+                commands.add_row(Text(words, style="bold cyan"), description)
+            yield commands
+            yield Static("Esc closes", classes="hint")
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """"Stop shop/web (1 container)?" — y/Enter confirms, n/Esc cancels."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self._question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Static(self._question, markup=False)
+            yield Static("y / Enter: yes    n / Esc: no", classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

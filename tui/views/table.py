@@ -1,0 +1,234 @@
+"""A live resource table that follows the store by row deltas.
+
+Rows are never cleared and rebuilt: a store `Change` becomes `add_row`, `update_cell`
+(only for cells whose text or tone changed) and `remove_row`, batched and applied at
+most once per frame, so the cursor and the scroll position stay where the user left
+them while the world changes underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey
+
+from backends.filtering import RowFilter, parse_filter
+from backends.rows import Cell, Tone
+from backends.store import Change, Store
+from tui.views.kinds import ResourceKind
+
+TONE_STYLE: dict[Tone, str] = {
+    "normal": "",
+    "ok": "green",
+    "warn": "yellow",
+    "error": "bold red",
+    "muted": "dim",
+    "info": "cyan",
+}
+
+# Deltas arriving within this window are applied in one batch (one repaint).
+FLUSH_DELAY = 1 / 60
+
+
+def _plain_lower(values: Any) -> tuple[str, ...]:
+    values = values if isinstance(values, tuple) else (values,)
+    return tuple(str(v).lower() for v in values)
+
+
+def cell_text(cell: Cell) -> Text:
+    return Text(cell.text, style=TONE_STYLE[cell.tone], no_wrap=True, overflow="ellipsis")
+
+
+class ResourceView(Vertical):
+    """One entry of the view stack: a title for the breadcrumbs and a live table."""
+
+    DEFAULT_CSS = """
+    ResourceView { height: 1fr; }
+    ResourceView > DataTable { height: 1fr; }
+    ResourceView > .empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
+    ResourceView.-empty > .empty { display: block; }
+    """
+
+    # What Enter does here, for the help screen (DataTable owns the key itself).
+    ENTER_HELP: str | None = None
+
+    def __init__(self, kind: ResourceKind, store: Store, *, crumb: str, scope: str | None = None) -> None:
+        super().__init__(classes=f"view-{kind.name}")
+        self.kind = kind
+        self.store = store
+        self.crumb = crumb
+        self.scope = scope
+        self.row_filter: RowFilter = parse_filter("")
+        self.connection_note: str | None = None
+        self._objects: dict[str, Any] = {}
+        self._cells: dict[str, tuple[Cell, ...]] = {}  # rendered cells of shown rows
+        self._pending: dict[str, Any] = {}
+        self._pending_removed: set[str] = set()
+        self._flush_scheduled = False
+
+    # ---- building ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(cursor_type="row", zebra_stripes=False)
+        for column in self.kind.columns:
+            table.add_column(column.title, key=column.key)
+        yield table
+        yield Static("", classes="empty", markup=False)
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(DataTable)
+
+    def on_mount(self) -> None:
+        self._pending.update(self.kind.select(self.store, self.scope))
+        self._flush()
+
+    # ---- deltas ------------------------------------------------------------------------
+
+    def apply_change(self, change: Change) -> None:
+        upserts, removed = self.kind.delta(change, self.scope)
+        if not upserts and not (removed & (self._objects.keys() | self._pending.keys())):
+            return
+        for key in removed:
+            self._pending.pop(key, None)
+            self._pending_removed.add(key)
+        for key, obj in upserts.items():
+            self._pending_removed.discard(key)
+            self._pending[key] = obj
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(FLUSH_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        removed, self._pending_removed = self._pending_removed, set()
+        table = self.table
+        selected = self.selected_key  # before the batch: that row keeps the cursor
+        now = self.app.clock()
+        added = False
+        with self.app.batch_update():
+            for key in removed:
+                self._objects.pop(key, None)
+                self._hide(table, key)
+            for key, obj in pending.items():
+                self._objects[key] = obj
+                cells = self.kind.render(obj, now)
+                if self._visible(obj, cells):
+                    added |= self._show(table, key, cells)
+                else:
+                    self._hide(table, key)
+            if added:
+                self._sort(table, selected)
+        self._update_empty()
+
+    def _visible(self, obj: Any, cells: tuple[Cell, ...]) -> bool:
+        if self.row_filter.matches_all:
+            return True
+        return self.row_filter.matches([c.text for c in cells], self.kind.labels(self.store, obj))
+
+    def _show(self, table: DataTable, key: str, cells: tuple[Cell, ...]) -> bool:
+        """Add or update a row; True when a row was added (the order must be restored)."""
+        old = self._cells.get(key)
+        self._cells[key] = cells
+        if old is None:
+            table.add_row(*(cell_text(c) for c in cells), key=key)
+            return True
+        for column, before, after in zip(self.kind.columns, old, cells, strict=True):
+            if before != after:
+                self._set_cell(table, key, column.key, after)
+        return False
+
+    def _set_cell(self, table: DataTable, key: str, column_key: str, cell: Cell) -> None:
+        # Widening a column re-measures it; only pay for that when the text got longer.
+        widen = len(cell.text) > table.columns[ColumnKey(column_key)].content_width
+        try:
+            table.update_cell(key, column_key, cell_text(cell), update_width=widen)
+        except CellDoesNotExist:
+            pass
+
+    def _hide(self, table: DataTable, key: str) -> None:
+        if self._cells.pop(key, None) is not None:
+            table.remove_row(key)
+
+    def _sort(self, table: DataTable, selected: str | None) -> None:
+        """Restore the kind's order after appends, keeping the cursor on the row it was on."""
+        table.sort(*self.kind.sort_columns, key=_plain_lower)
+        if selected is not None and selected in self._cells:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def refresh_ticking(self) -> None:
+        """Re-render clock-driven cells (uptime) of shown rows; only changed cells repaint."""
+        ticking = [(i, c.key) for i, c in enumerate(self.kind.columns) if c.ticks]
+        if not ticking or not self._cells:
+            return
+        table = self.table
+        now = self.app.clock()
+        with self.app.batch_update():
+            for key, old in list(self._cells.items()):
+                fresh = self.kind.render(self._objects[key], now)
+                for index, column_key in ticking:
+                    if fresh[index] != old[index]:
+                        self._set_cell(table, key, column_key, fresh[index])
+                self._cells[key] = fresh
+
+    # ---- filtering ---------------------------------------------------------------------
+
+    def set_filter(self, text: str) -> RowFilter:
+        """Apply a `/` filter: rows that stop matching leave, rows that match come back."""
+        self.row_filter = parse_filter(text)
+        self._pending.update(self._objects)
+        self._flush()
+        return self.row_filter
+
+    # ---- selection ---------------------------------------------------------------------
+
+    @property
+    def selected_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            row_key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        except CellDoesNotExist:
+            return None
+        return row_key.value
+
+    @property
+    def selected(self) -> Any | None:
+        key = self.selected_key
+        return self._objects.get(key) if key is not None else None
+
+    @property
+    def shown_keys(self) -> list[str]:
+        """Row keys in display order (for tests and the headless renderer)."""
+        table = self.table
+        return [table.coordinate_to_cell_key(Coordinate(r, 0)).row_key.value for r in range(table.row_count)]
+
+    def shown_rows(self) -> Mapping[str, tuple[Cell, ...]]:
+        return dict(self._cells)
+
+    # ---- empty states ------------------------------------------------------------------
+
+    def set_connection_note(self, note: str | None) -> None:
+        self.connection_note = note
+        self._update_empty()
+
+    def _update_empty(self) -> None:
+        empty = self.table.row_count == 0
+        self.set_class(empty, "-empty")
+        if not empty:
+            return
+        if not self.row_filter.matches_all and self._objects:
+            text = f"No rows match {self.row_filter.describe()} — Esc clears the filter."
+        elif self.connection_note:
+            text = self.connection_note
+        else:
+            text = self.kind.empty_text
+        self.query_one(".empty", Static).update(text)

@@ -1,0 +1,85 @@
+"""The frame around the views: header, fault banner, breadcrumbs."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from backends.model import ConnState, Source, SourceStatus
+
+STATE_MARK = {
+    ConnState.CONNECTED: ("●", "green"),
+    ConnState.CONNECTING: ("◌", "yellow"),
+    ConnState.UNREACHABLE: ("✖", "bold red"),
+}
+
+SOURCE_TITLE = {Source.COMPOSE: "Docker", Source.K3S: "k3s"}
+
+
+def status_text(status: SourceStatus) -> Text:
+    mark, style = STATE_MARK[status.state]
+    text = Text.assemble((f"{mark} ", style), (f"{SOURCE_TITLE[status.source]} ", "bold"))
+    text.append(status.endpoint, style="cyan")
+    if status.state == ConnState.CONNECTED and status.version:
+        text.append(f"  engine {status.version}", style="dim")
+    elif status.state != ConnState.CONNECTED:
+        text.append(f"  {status.state}", style=style)
+    return text
+
+
+class Header(Static):
+    """App name, version and one status entry per backend connection."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(id="header", markup=False)
+        self.version = version
+        self._statuses: dict[Source, SourceStatus] = {}
+
+    def on_mount(self) -> None:
+        self._render_header()
+
+    def set_status(self, status: SourceStatus) -> None:
+        self._statuses[status.source] = status
+        self._render_header()
+
+    def _render_header(self) -> None:
+        text = Text.assemble(("Ferryman", "bold"), " ", (self.version, "dim"))
+        for status in self._statuses.values():
+            text.append("   ")
+            text.append_text(status_text(status))
+        self.update(text)
+
+
+class Banner(Static):
+    """A fault that needs the user's eyes ("Docker: unreachable at … — permission denied")."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="banner", markup=False)
+        self._faults: dict[Source, str] = {}
+
+    def set_status(self, status: SourceStatus) -> None:
+        if status.state == ConnState.UNREACHABLE:
+            self._faults[status.source] = status.message or f"{SOURCE_TITLE[status.source]}: unreachable"
+        else:
+            self._faults.pop(status.source, None)
+        lines = [f"{msg} · retrying" for msg in self._faults.values()]
+        self.update("\n".join(lines))
+        self.display = bool(lines)
+
+
+class Crumbs(Static):
+    """Where the user is: `workloads ▸ shop/web`, plus the active filter."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="crumbs", markup=False)
+
+    def show(self, trail: list[str], filter_text: str | None = None) -> None:
+        text = Text()
+        for i, crumb in enumerate(trail):
+            if i:
+                text.append(" ▸ ", style="dim")
+            last = i == len(trail) - 1
+            text.append(f" {crumb} ", style="reverse bold" if last else "")
+        if filter_text:
+            text.append(f"   filter {filter_text}", style="yellow")
+        self.update(text)
