@@ -165,8 +165,9 @@ async def test_help_lists_the_active_bindings_and_commands():
         await started(app, adapter, pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        keys = dict(app.screen._keys)
+        keys = {key: description for key, description, _id in app.screen._keys}
         assert keys["r"] == "Restart" and keys["s"] == "Shell" and keys["enter"] == "Containers of the service"
+        assert ("r", "Restart", "restart") in app.screen._keys
         assert any(":ctr" in words for words, _ in app.screen._commands)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -212,7 +213,7 @@ async def test_readonly_hides_every_mutating_action():
         assert adapter.performed == []
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        keys = dict(app.screen._keys)
+        keys = {key: description for key, description, _id in app.screen._keys}
         assert "r" not in keys and "x" not in keys and keys["s"] == "Shell"
         assert "[readonly]" in str(app.query_one(Header).render())
 

@@ -246,12 +246,13 @@ class FerrymanApp(App[None]):
         keys = []
         top = self.current_view
         if top is not None and top.ENTER_HELP:
-            keys.append(("enter", top.ENTER_HELP))
+            keys.append(("enter", top.ENTER_HELP, ""))
         for active in self.screen.active_bindings.values():
             # Ferryman's own bindings carry ids (and are remappable); widget internals
             # such as the table's cursor keys would drown them.
             if active.enabled and active.binding.id:
-                keys.append((self.get_key_display(active.binding), active.binding.description))
+                binding = active.binding
+                keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
         commands = [(" ".join(f":{w}" for w in c.words), c.help) for c in self.commands]
         title = self.current_view.crumb if self.current_view else "Ferryman"
         self.push_screen(HelpScreen(title, keys, commands))

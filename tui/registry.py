@@ -23,7 +23,7 @@ class ViewSpec:
 
 
 VIEWS: tuple[ViewSpec, ...] = (
-    ViewSpec("workloads", ("wk", "workload"), "Every service, Compose and k3s, one row each", WorkloadsView),
+    ViewSpec("workloads", ("wk", "workload"), "Every service, one row each", WorkloadsView),
     ViewSpec("containers", ("ctr", "co", "container"), "Every container of every Compose project", ContainersView),
 )
 

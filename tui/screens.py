@@ -19,7 +19,9 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss", "Close", show=False),
     ]
 
-    def __init__(self, title: str, keys: Iterable[tuple[str, str]], commands: Iterable[tuple[str, str]]) -> None:
+    def __init__(
+        self, title: str, keys: Iterable[tuple[str, str, str]], commands: Iterable[tuple[str, str]]
+    ) -> None:
         super().__init__()
         self._title = title
         self._keys = list(keys)
@@ -29,9 +31,9 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help"):
             yield Static(Text(f"Help — {self._title}", style="bold"), id="help-title")
             keys: DataTable = DataTable(id="help-keys", cursor_type="none", show_cursor=False)
-            keys.add_columns("KEY", "ACTION")
-            for key, description in self._keys:
-                keys.add_row(Text(key, style="bold cyan"), description)
+            keys.add_columns("KEY", "ACTION", "BINDING ID (remap in config: keymap)")
+            for key, description, binding_id in self._keys:
+                keys.add_row(Text(key, style="bold cyan"), description, Text(binding_id, style="dim"))
             yield keys
             commands: DataTable = DataTable(id="help-commands", cursor_type="none", show_cursor=False)
             commands.add_columns("COMMAND", "VIEW")

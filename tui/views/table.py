@@ -52,6 +52,7 @@ class ResourceView(Vertical):
     ResourceView { height: 1fr; }
     ResourceView > DataTable { height: 1fr; }
     ResourceView > .empty { height: auto; padding: 1 2; color: $text-muted; display: none; }
+    ResourceView.-empty > DataTable { height: auto; }
     ResourceView.-empty > .empty { display: block; }
     """
 
