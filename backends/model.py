@@ -214,7 +214,9 @@ def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
     elif ordered and all(i.state == RunState.CREATED for i in ordered):
         state = "created"
     else:
-        state = "stopped"
+        # As `docker ps` says it: a job that failed must not read like a clean stop.
+        codes = {i.exit_code for i in ordered}
+        state = f"exited ({codes.pop()})" if len(codes) == 1 and None not in codes else "stopped"
     if running:
         health = min((i.health for i in running), key=HEALTH_SEVERITY.__getitem__)
     else:

@@ -95,12 +95,18 @@ WORKLOAD_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def state_tone(state: str) -> Tone:
+    if state.startswith("exited ("):
+        return "muted" if state == "exited (0)" else "error"
+    return STATE_TONE.get(state, "normal")
+
+
 def workload_row(w: Workload, now: datetime) -> tuple[Cell, ...]:
     ready_tone: Tone = "ok" if w.running == w.desired and w.desired else ("muted" if not w.running else "warn")
     return (
         Cell(w.key.group, "info"),
         Cell(w.key.name),
-        Cell(w.state, STATE_TONE.get(w.state, "normal")),
+        Cell(w.state, state_tone(w.state)),
         Cell(str(w.health), HEALTH_TONE[w.health]),
         Cell(f"{w.running}/{w.desired}", ready_tone),
         Cell(format_ports(w.ports)),

@@ -8,7 +8,7 @@ from backends.model import (
     ConnState, Health, InstanceChanged, InstanceGone, Port, RunState, Snapshot, Source, SourceStatus, WorkloadKey,
     aggregate,
 )
-from backends.rows import format_ports, humanize_age, render_table, workload_row, WORKLOAD_COLUMNS
+from backends.rows import WORKLOAD_COLUMNS, format_ports, humanize_age, render_table, state_tone, workload_row
 from backends.store import Store
 from tests.support.scripted import FIXED_NOW, demo_instances, make_instance, stopped
 
@@ -31,7 +31,8 @@ def test_aggregate_partial_stopped_created_restarting():
     assert aggregate(KEY, [a, b]).state == "partial"
     assert aggregate(KEY, [a, b]).health == Health.HEALTHY  # only running instances count
     w = aggregate(KEY, [stopped(a), b])
-    assert (w.state, w.health, w.running, w.desired, w.started_at) == ("stopped", Health.STOPPED, 0, 2, None)
+    assert (w.state, w.health, w.running, w.desired, w.started_at) == ("exited (137)", Health.STOPPED, 0, 2, None)
+    assert aggregate(KEY, [stopped(a, exit_code=0), b]).state == "stopped"  # different codes: no single one to show
     created = replace(stopped(a), state=RunState.CREATED)
     assert aggregate(KEY, [created]).state == "created"
     assert aggregate(KEY, [replace(a, state=RunState.RESTARTING), a]).state == "restarting"
@@ -63,7 +64,7 @@ def test_store_snapshot_then_changes_produce_deltas():
     change = store.apply(InstanceChanged(stopped(web)))
     assert set(change.instances) == {web.key}
     assert set(change.workloads) == {"compose/shop/web"}
-    assert change.workloads["compose/shop/web"].state == "stopped"
+    assert change.workloads["compose/shop/web"].state == "exited (137)"
     gone = store.apply(InstanceGone(Source.COMPOSE, web.id))
     assert gone.instances_removed == {web.key} and gone.workloads_removed == {"compose/shop/web"}
     assert len(seen) == 4
@@ -148,3 +149,10 @@ def test_plain_table_rendering_is_aligned():
     assert header.startswith("PROJECT  SERVICE  STATE")
     assert line.split()[:5] == ["shop", "api", "running", "healthy", "1/1"]
     assert header.index("SERVICE") == line.index("api")
+
+
+def test_state_tones_make_failures_stand_out():
+    assert state_tone("exited (3)") == "error"
+    assert state_tone("exited (0)") == "muted"
+    assert state_tone("running") == "ok"
+    assert state_tone("partial") == "warn"

@@ -53,7 +53,7 @@ async def test_workloads_table_shows_every_service_with_its_columns():
         assert row_text(app, "compose/shop/api") == [
             "shop", "api", "running", "unhealthy", "2/2", "3001→8080/tcp, 3002→8080/tcp", "shop/api:dev", "3m", "3",
         ]
-        assert row_text(app, "compose/shop/mailer")[2:5] == ["stopped", "stopped", "0/1"]
+        assert row_text(app, "compose/shop/mailer")[2:5] == ["exited (137)", "stopped", "0/1"]
         assert row_text(app, "compose/shop/worker")[3] == "no healthcheck"
 
 
@@ -64,7 +64,7 @@ async def test_a_change_updates_only_its_row_and_the_cursor_stays_put():
         select(app, "compose/shop/postgres")
         web = demo_instances()[0]
         adapter.emit(InstanceChanged(stopped(web)))
-        await wait_for(pilot, lambda: row_text(app, "compose/shop/web")[2] == "stopped", what="web stopped")
+        await wait_for(pilot, lambda: row_text(app, "compose/shop/web")[2] == "exited (137)", what="web stopped")
         assert row_text(app, "compose/shop/web")[4] == "0/1"
         # A new service sorting above the cursor is inserted; the cursor stays on postgres.
         adapter.emit(InstanceChanged(make_instance("aardvark", "first")))

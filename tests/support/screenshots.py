@@ -1,0 +1,113 @@
+"""Regenerate screenshots/*.svg from the real app on the real Docker engine.
+
+    .venv/bin/python -m tests.support.screenshots
+
+Brings up a small demo compose project ("shop": a healthy web server, an API whose
+healthcheck fails, a worker without a healthcheck, a database, a migration job that
+exited), drives Ferryman through its screens with a Pilot, saves an SVG of each, and
+takes the project down again. Only the demo project is shown (a `-l` filter would show
+in the breadcrumbs, so other projects are hidden through the store instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+from backends.compose import ComposeAdapter
+from backends.hub import Hub
+from backends.model import InstanceChanged, Snapshot
+from tests.support.dockerenv import TEST_IMAGE, ComposeProject, ensure_test_image, httpd_service, sleeper_service
+from tui.app import FerrymanApp
+
+OUT = Path(__file__).resolve().parents[2] / "screenshots"
+SIZE = (150, 26)
+PROJECT = "shop"
+
+def failing_api() -> dict:
+    """Two replicas on ephemeral host ports whose healthcheck never passes."""
+    api = httpd_service(port=0, healthcheck=False)
+    api["healthcheck"] = {"test": ["CMD", "test", "-f", "/tmp/ready"], "interval": "1s", "retries": 1}
+    return api
+
+
+SERVICES = {
+    "web": httpd_service(port=38080),
+    "api": failing_api(),
+    "worker": sleeper_service(),
+    "db": sleeper_service(healthcheck={"test": ["CMD", "true"], "interval": "1s", "retries": 1}),
+    "migrate": {"image": TEST_IMAGE, "command": ["sh", "-c", "echo migrated; exit 3"]},
+}
+
+
+class OnlyDemo(ComposeAdapter):
+    """The real adapter, with other projects on this machine left out of the pictures."""
+
+    async def stream(self):  # noqa: ANN201
+        async for event in super().stream():
+            if isinstance(event, Snapshot):
+                event = Snapshot(event.source, tuple(i for i in event.instances if i.workload.group == PROJECT))
+            elif isinstance(event, InstanceChanged) and event.instance.workload.group != PROJECT:
+                continue
+            yield event
+
+
+async def until(pilot, condition, timeout: float = 30.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("screenshots: the demo project did not reach the expected state")
+        await pilot.pause(0.05)
+
+
+def health(app: FerrymanApp, service: str) -> str | None:
+    row = app.current_view.shown_rows().get(f"compose/{PROJECT}/{service}")
+    return row[3].text if row else None
+
+
+async def shoot() -> None:
+    OUT.mkdir(exist_ok=True)
+    app = FerrymanApp(Hub([OnlyDemo()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: health(app, "web") == "healthy" and health(app, "api") == "unhealthy"
+                    and health(app, "db") == "healthy" and app.current_view.table.row_count == 5)
+        app.save_screenshot("workloads.svg", str(OUT))
+        view = app.current_view
+        view.table.move_cursor(row=view.shown_keys.index(f"compose/{PROJECT}/api"))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current_view.table.row_count == 2)
+        app.save_screenshot("containers.svg", str(OUT))
+        await pilot.press("escape", "slash", *"health")
+        await pilot.pause(0.2)
+        app.save_screenshot("filter.svg", str(OUT))
+        await pilot.press("enter", "escape", "question_mark")
+        await pilot.pause(0.2)
+        app.save_screenshot("help.svg", str(OUT))
+
+    missing = FerrymanApp(Hub([ComposeAdapter(host="unix:///var/run/no-docker-here.sock")]))
+    async with missing.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: missing.query_one("#banner").display)
+        missing.save_screenshot("docker-unreachable.svg", str(OUT))
+
+
+def main() -> int:
+    client = docker.from_env()
+    ensure_test_image(client)
+    project = ComposeProject(Path(tempfile.mkdtemp(prefix="ferryman-shots-")), SERVICES, name=PROJECT)
+    try:
+        project.up()
+        project.cli("up", "-d", "--scale", "api=2", "api")
+        asyncio.run(shoot())
+    finally:
+        project.down()
+    print(f"screenshots written to {OUT}: {', '.join(sorted(p.name for p in OUT.glob('*.svg')))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
