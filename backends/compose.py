@@ -1,0 +1,622 @@
+"""The Compose adapter: Docker containers labelled by Compose, live from the events stream.
+
+The docker SDK is synchronous, so every call to the engine runs in a thread; the
+events stream is read by a dedicated thread that hands each event to the loop.
+No polling: one full list per connection (the `Snapshot`), then only the
+containers that events name are inspected again. When the stream ends (the daemon
+stopped or restarted) the adapter says so, reconnects with back-off and lists
+again, and the store diffs that fresh snapshot against what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import logging
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests
+import urllib3.exceptions
+from docker.types.daemon import CancellableStream
+
+from backends.adapter import Action, ActionError, Adapter
+from backends.model import (
+    AdapterEvent,
+    ConnState,
+    Health,
+    Instance,
+    InstanceChanged,
+    InstanceGone,
+    Port,
+    RunState,
+    Snapshot,
+    Source,
+    SourceStatus,
+    WorkloadKey,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+NUMBER_LABEL = "com.docker.compose.container-number"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+
+# The daemon filters by label too, so other containers' events never cross the socket.
+EVENT_FILTERS = {"type": ["container"], "label": [PROJECT_LABEL]}
+
+# Container actions that can change what an `Instance` shows. exec_* are left out on
+# purpose: dockerd emits three of them for every healthcheck probe.
+STATE_ACTIONS = frozenset(
+    {
+        "create", "start", "die", "stop", "kill", "restart", "pause", "unpause",
+        "rename", "health_status", "oom", "update",
+    }
+)
+
+# Bounds the parallel inspects of a snapshot below the SDK's connection pool (10).
+_INSPECT_CONCURRENCY = 8
+_PUMP_THREAD_NAME = "ferryman-docker-events"
+_SHELL_SCRIPT = "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
+
+
+# ---- inspect -> Instance (pure) -------------------------------------------------------
+
+
+# States whose ExitCode means something: the last run ended (or is being retried).
+_EXITED_STATES = frozenset({RunState.EXITED, RunState.DEAD, RunState.RESTARTING})
+
+
+def instance_from_inspect(attrs: Mapping[str, Any]) -> Instance | None:
+    """Map `docker inspect` output to an `Instance`; None for containers that are not
+    a Compose service's (no project label) or are one-off `run` containers."""
+    config = attrs.get("Config") or {}
+    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+    project = labels.get(PROJECT_LABEL)
+    if not project or labels.get(ONEOFF_LABEL, "").lower() == "true":
+        return None
+    state_attrs = attrs.get("State") or {}
+    name = str(attrs.get("Name") or "").lstrip("/")
+    state = _run_state(state_attrs.get("Status"))
+    running = state in (RunState.RUNNING, RunState.PAUSED, RunState.RESTARTING)
+    exit_code = state_attrs.get("ExitCode") if state in _EXITED_STATES else None
+    exit_code = exit_code if isinstance(exit_code, int) else None
+    return Instance(
+        source=Source.COMPOSE,
+        id=str(attrs.get("Id") or ""),
+        name=name,
+        workload=WorkloadKey(Source.COMPOSE, project, labels.get(SERVICE_LABEL) or name),
+        state=state,
+        health=_health(state_attrs.get("Health")) if running else Health.STOPPED,
+        image=str(config.get("Image") or attrs.get("Image") or ""),
+        ports=_ports(attrs),
+        created_at=parse_docker_time(attrs.get("Created")),
+        started_at=parse_docker_time(state_attrs.get("StartedAt")),
+        finished_at=parse_docker_time(state_attrs.get("FinishedAt")),
+        restarts=int(attrs.get("RestartCount") or 0),
+        exit_code=exit_code,
+        oom_killed=bool(state_attrs.get("OOMKilled")),
+        labels=tuple(sorted(labels.items())),
+        number=_container_number(labels.get(NUMBER_LABEL)),
+        status_text=_status_text(state, exit_code),
+    )
+
+
+def _run_state(status: object) -> RunState:
+    try:
+        return RunState(str(status))
+    except ValueError:
+        return RunState.UNKNOWN
+
+
+def _health(health: Mapping[str, Any] | None) -> Health:
+    if not health:
+        return Health.NO_CHECK
+    try:
+        value = Health(str(health.get("Status")))
+    except ValueError:
+        return Health.UNKNOWN
+    # Only the three probe results are Docker's to say; anything else is not a probe result.
+    return value if value in (Health.HEALTHY, Health.STARTING, Health.UNHEALTHY) else Health.UNKNOWN
+
+
+def _ports(attrs: Mapping[str, Any]) -> tuple[Port, ...]:
+    """Published bindings plus exposed-only ports (host_port None), sorted.
+
+    Docker 20.10 binds a published port on 0.0.0.0 and on ::; that is one port to a
+    user, so the :: twin of a 0.0.0.0 binding is dropped."""
+    found: set[Port] = set()
+    published = ((attrs.get("NetworkSettings") or {}).get("Ports")) or {}
+    for spec, bindings in published.items():
+        parsed = _port_spec(spec)
+        if parsed is None:
+            continue
+        number, proto = parsed
+        for binding in bindings or [{}]:
+            host_port = binding.get("HostPort")
+            found.add(
+                Port(
+                    number,
+                    proto,
+                    host_ip=binding.get("HostIp") or None,
+                    host_port=int(host_port) if host_port and str(host_port).isdigit() else None,
+                )
+            )
+    for spec in (attrs.get("Config") or {}).get("ExposedPorts") or {}:
+        parsed = _port_spec(spec)
+        if parsed is not None and not any(
+            (p.container_port, p.protocol) == parsed for p in found
+        ):
+            found.add(Port(*parsed))
+    found = {
+        p for p in found
+        if not (p.host_ip == "::" and Port(p.container_port, p.protocol, "0.0.0.0", p.host_port) in found)
+    }
+    return tuple(
+        sorted(found, key=lambda p: (p.container_port, p.protocol, p.host_port or 0, p.host_ip or ""))
+    )
+
+
+def _port_spec(spec: str) -> tuple[int, str] | None:
+    """"8080/tcp" -> (8080, "tcp")."""
+    number, _, proto = str(spec).partition("/")
+    return (int(number), proto or "tcp") if number.isdigit() else None
+
+
+def parse_docker_time(value: object) -> datetime | None:
+    """Docker's RFC 3339 times (nanoseconds, "Z") as aware UTC datetimes.
+
+    Docker writes "0001-01-01T00:00:00Z" for "never" (a container not yet started
+    or not yet finished): that is None."""
+    if not value or not isinstance(value, str) or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # keep microseconds: fromisoformat does not promise more digits
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _container_number(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 1
+    except ValueError:
+        return 1
+
+
+def _status_text(state: RunState, exit_code: int | None) -> str:
+    """docker-ps-like, without the durations (the view computes those from the times)."""
+    match state:
+        case RunState.RUNNING:
+            return "Up"
+        case RunState.PAUSED:
+            return "Up (Paused)"
+        case RunState.RESTARTING | RunState.EXITED:
+            verb = state.value.capitalize()
+            return verb if exit_code is None else f"{verb} ({exit_code})"
+        case RunState.REMOVING:
+            return "Removal In Progress"
+        case _:
+            return state.value.capitalize()
+
+
+# ---- events (pure) ----------------------------------------------------------------------
+
+
+def event_target(event: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """(container id, destroyed?) for an event that may change a Compose instance,
+    else None. Health events read "health_status: healthy"; only the verb counts."""
+    if event.get("Type", "container") != "container":
+        return None
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    if not attributes.get(PROJECT_LABEL) or str(attributes.get(ONEOFF_LABEL, "")).lower() == "true":
+        return None
+    action = str(event.get("Action") or event.get("status") or "")
+    verb = action.split(":", 1)[0].strip()
+    container_id = actor.get("ID") or event.get("id")
+    if not container_id or (verb != "destroy" and verb not in STATE_ACTIONS):
+        return None
+    return str(container_id), verb == "destroy"
+
+
+# ---- errors (pure) ----------------------------------------------------------------------
+
+
+def describe_docker_error(endpoint: str, exc: BaseException) -> str:
+    """The banner text for a failed connection: where, and the cause in plain words."""
+    return f"Docker: unreachable at {endpoint} — {_reason(exc)}"
+
+
+def _reason(exc: BaseException) -> str:
+    causes = list(_causes(exc))
+    # The innermost cause is the most precise (requests wraps urllib3 wraps the OSError).
+    for cause in reversed(causes):
+        match cause:
+            case PermissionError():
+                return "permission denied"
+            case FileNotFoundError():
+                return "socket not found (is dockerd running?)"
+            case ConnectionRefusedError():
+                return "connection refused (daemon not running)"
+            case (
+                TimeoutError()
+                | requests.Timeout()
+                | urllib3.exceptions.TimeoutError()
+            ):
+                return "timed out"
+            case (
+                ConnectionResetError()
+                | ConnectionAbortedError()
+                | BrokenPipeError()
+                | http.client.IncompleteRead()
+            ):
+                return "connection lost"
+    for cause in reversed(causes):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    for cause in causes:
+        if isinstance(cause, urllib3.exceptions.ProtocolError):
+            return "connection lost"
+        if isinstance(cause, docker.errors.APIError):
+            return f"engine error: {cause.explanation or cause}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps, outermost first: explicit causes,
+    implicit contexts, urllib3's `.reason` and exceptions passed as arguments."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(e for e in inner if isinstance(e, BaseException))
+
+
+# ---- back-off (pure) --------------------------------------------------------------------
+
+
+def backoff_delays(minimum: float, maximum: float) -> Iterator[float]:
+    """minimum, 2×minimum, … capped at maximum, forever."""
+    delay = minimum
+    while True:
+        yield delay
+        delay = min(delay * 2, maximum)
+
+
+# ---- threads -----------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+async def _in_thread(call: Callable[[], T], discard: Callable[[T], None]) -> T:
+    """Run `call` in a thread; if we are cancelled meanwhile, `discard` its result when it
+    arrives, so a client or stream opened for a caller that left is not leaked."""
+    future = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(
+            lambda f: discard(f.result()) if not f.cancelled() and f.exception() is None else None
+        )
+        raise
+
+
+class _StreamEnded:
+    """Put on the queue by the pump thread when the events stream is over."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+def _pump(events: CancellableStream, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+    """Thread body: forward each decoded event to the loop, then say the stream ended."""
+    end = _StreamEnded(None)
+    try:
+        for event in events:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+    except RuntimeError:  # the loop is closed: nobody is listening any more
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever broke the stream is reported by the loop
+        end = _StreamEnded(exc)
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, end)
+    except RuntimeError:
+        pass
+
+
+def _close_stream(events: CancellableStream) -> None:
+    """Shut the stream's socket so a thread blocked reading it returns at once."""
+    try:
+        events.close()
+    except Exception:  # noqa: BLE001 - already closed or half-open: nothing left to release
+        log.debug("closing the events stream failed", exc_info=True)
+
+
+def _close_client(client: docker.DockerClient) -> None:
+    try:
+        client.close()
+    except Exception:  # noqa: BLE001
+        log.debug("closing a docker client failed", exc_info=True)
+
+
+class _Connection:
+    """One live link to the engine: a client, its events stream, the thread pumping it."""
+
+    def __init__(self, client: docker.DockerClient, version: str) -> None:
+        self.client = client
+        self.version = version
+        self.queue: asyncio.Queue[dict | _StreamEnded] = asyncio.Queue()
+        self.events: CancellableStream | None = None
+        self.pump: threading.Thread | None = None
+
+    async def open_events(self) -> None:
+        self.events = await _in_thread(
+            lambda: self.client.api.events(decode=True, filters=EVENT_FILTERS), _close_stream
+        )
+        self.pump = threading.Thread(
+            target=_pump,
+            args=(self.events, asyncio.get_running_loop(), self.queue),
+            name=_PUMP_THREAD_NAME,
+            daemon=True,
+        )
+        self.pump.start()
+
+    def close(self) -> None:
+        """Local socket work only, so it is safe to call on the loop."""
+        if self.events is not None:
+            _close_stream(self.events)
+        _close_client(self.client)
+
+
+# ---- the adapter --------------------------------------------------------------------------
+
+
+class ComposeAdapter(Adapter):
+    source = Source.COMPOSE
+
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        reconnect_min: float = 0.5,
+        reconnect_max: float = 5.0,
+        stop_timeout: int = 10,
+        api_timeout: float = 10.0,
+    ) -> None:
+        self._endpoint = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+        # From the environment, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH apply too.
+        self._from_env = host is None and "DOCKER_HOST" in os.environ
+        self._reconnect_min = reconnect_min
+        self._reconnect_max = reconnect_max
+        self._stop_timeout = stop_timeout
+        self._api_timeout = api_timeout
+        self._connections: set[_Connection] = set()
+        self._action_client: docker.DockerClient | None = None
+        self._action_client_lock = asyncio.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    # ---- the stream -------------------------------------------------------------------
+
+    async def stream(self) -> AsyncIterator[AdapterEvent]:
+        yield self._status(ConnState.CONNECTING)
+        delays = backoff_delays(self._reconnect_min, self._reconnect_max)
+        while True:
+            try:
+                conn = await self._connect()
+            except Exception as exc:  # noqa: BLE001 - every failure is shown, then retried
+                yield self._unreachable(exc)
+                await asyncio.sleep(next(delays))
+                continue
+            delays = backoff_delays(self._reconnect_min, self._reconnect_max)
+            self._connections.add(conn)
+            try:
+                yield self._status(ConnState.CONNECTED, version=conn.version)
+                async for event in self._watch(conn):
+                    yield event
+                lost = self._status(ConnState.UNREACHABLE, message=self._message("connection lost"))
+            except Exception as exc:  # noqa: BLE001 - the daemon went away mid-way: reconnect
+                lost = self._unreachable(exc)
+            finally:
+                self._connections.discard(conn)
+                conn.close()
+            log.info("Docker events stream at %s ended: %s", self._endpoint, lost.message)
+            yield lost
+            await asyncio.sleep(next(delays))
+
+    async def _connect(self) -> _Connection:
+        def connect() -> _Connection:
+            client = self._new_client()
+            try:
+                client.ping()
+                version = str(client.version().get("Version") or "")
+            except BaseException:
+                _close_client(client)
+                raise
+            return _Connection(client, version)
+
+        return await _in_thread(connect, lambda conn: conn.close())
+
+    async def _watch(self, conn: _Connection) -> AsyncIterator[AdapterEvent]:
+        """Snapshot, then changes, until the events stream ends."""
+        # Events first: whatever happens while we list is queued, not lost.
+        await conn.open_events()
+        yield Snapshot(Source.COMPOSE, await self._list(conn.client))
+        async for event in self._changes(conn):
+            yield event
+
+    async def _list(self, client: docker.DockerClient) -> tuple[Instance, ...]:
+        summaries = await asyncio.to_thread(
+            client.api.containers, all=True, filters={"label": PROJECT_LABEL}
+        )
+        limit = asyncio.Semaphore(_INSPECT_CONCURRENCY)
+
+        async def inspect(container_id: str) -> Instance | None:
+            async with limit:
+                attrs = await asyncio.to_thread(_inspect_or_none, client, container_id)
+            return instance_from_inspect(attrs) if attrs is not None else None
+
+        found = await asyncio.gather(*(inspect(s["Id"]) for s in summaries))
+        return tuple(i for i in found if i is not None)
+
+    async def _changes(self, conn: _Connection) -> AsyncIterator[AdapterEvent]:
+        """Resolve queued events one container at a time, latest state only.
+
+        Events that arrive while a container is being inspected are absorbed before
+        the next one is picked, so a burst for one container costs one inspect."""
+        pending: dict[str, bool] = {}  # container id -> destroyed; in arrival order
+        ended: _StreamEnded | None = None
+        while True:
+            if not pending and ended is None:
+                ended = _absorb(await conn.queue.get(), pending)
+            while not conn.queue.empty():
+                ended = _absorb(conn.queue.get_nowait(), pending) or ended
+            if pending:
+                container_id = next(iter(pending))
+                destroyed = pending.pop(container_id)
+                yield await self._resolve(conn.client, container_id, destroyed)
+            elif ended is not None:
+                if ended.error is not None:
+                    raise ended.error
+                return
+
+    async def _resolve(
+        self, client: docker.DockerClient, container_id: str, destroyed: bool
+    ) -> InstanceChanged | InstanceGone:
+        attrs = None if destroyed else await asyncio.to_thread(_inspect_or_none, client, container_id)
+        instance = instance_from_inspect(attrs) if attrs is not None else None
+        if instance is None:
+            return InstanceGone(Source.COMPOSE, container_id)
+        return InstanceChanged(instance)
+
+    def _status(self, state: ConnState, *, version: str | None = None, message: str | None = None) -> SourceStatus:
+        return SourceStatus(Source.COMPOSE, state, self._endpoint, version=version, message=message)
+
+    def _message(self, reason: str) -> str:
+        return f"Docker: unreachable at {self._endpoint} — {reason}"
+
+    def _unreachable(self, exc: BaseException) -> SourceStatus:
+        if not isinstance(
+            exc, (docker.errors.DockerException, requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+        ):
+            log.exception("unexpected error in the Compose adapter", exc_info=exc)
+        return self._status(ConnState.UNREACHABLE, message=describe_docker_error(self._endpoint, exc))
+
+    # ---- actions ----------------------------------------------------------------------
+
+    def supports(self, action: Action) -> bool:
+        return action in (Action.RESTART, Action.STOP, Action.START)
+
+    async def perform(self, action: Action, instances: Sequence[Instance]) -> None:
+        if not self.supports(action):
+            raise ActionError(f"{action} is not available for Compose containers")
+        client = await self._client_for_actions()
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._act, client, action, inst) for inst in instances),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, ActionError):
+                raise failure
+        if failures:
+            raise ActionError("; ".join(str(f) for f in failures))
+
+    def _act(self, client: docker.DockerClient, action: Action, instance: Instance) -> None:
+        """Thread body for one container; every failure becomes a readable ActionError."""
+        try:
+            match action:
+                case Action.RESTART:
+                    client.api.restart(instance.id, timeout=self._stop_timeout)
+                case Action.STOP:
+                    client.api.stop(instance.id, timeout=self._stop_timeout)
+                case Action.START:
+                    client.api.start(instance.id)
+        except docker.errors.NotFound:
+            raise ActionError(f"container {instance.name} no longer exists") from None
+        except docker.errors.APIError as exc:
+            raise ActionError(f"{action} {instance.name}: {exc.explanation or exc}") from exc
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise ActionError(f"{action} {instance.name}: {describe_docker_error(self._endpoint, exc)}") from exc
+
+    async def _client_for_actions(self) -> docker.DockerClient:
+        """A client of its own, so actions work whatever state the stream is in."""
+        async with self._action_client_lock:
+            if self._action_client is None:
+                try:
+                    self._action_client = await _in_thread(self._new_client, _close_client)
+                except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+                    raise ActionError(describe_docker_error(self._endpoint, exc)) from exc
+            return self._action_client
+
+    def _new_client(self) -> docker.DockerClient:
+        """Thread body: the constructor asks the engine for its API version, so it is I/O."""
+        _probe_unix_socket(self._endpoint, self._api_timeout)
+        if self._from_env:
+            return docker.DockerClient.from_env(timeout=self._api_timeout)
+        return docker.DockerClient(base_url=self._endpoint, timeout=self._api_timeout)
+
+    def shell_command(self, instance: Instance) -> list[str]:
+        # A fixed script: nothing from names or labels reaches a shell.
+        # With the endpoint from the environment the CLI reads it (and its TLS settings) too.
+        target = [] if self._from_env else ["-H", self._endpoint]
+        return ["docker", *target, "exec", "-it", instance.id, "sh", "-c", _SHELL_SCRIPT]
+
+    async def close(self) -> None:
+        for conn in list(self._connections):
+            conn.close()
+        self._connections.clear()
+        if self._action_client is not None:
+            _close_client(self._action_client)
+            self._action_client = None
+
+
+def _probe_unix_socket(endpoint: str, timeout: float) -> None:
+    """Raise the OSError of an unusable unix socket before docker-py tries it: docker-py
+    leaks the socket of a failed connect, one per retry for as long as the daemon is down."""
+    if endpoint.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(timeout)
+            probe.connect(endpoint.removeprefix("unix://"))
+
+
+def _inspect_or_none(client: docker.DockerClient, container_id: str) -> dict | None:
+    """Thread body: the container's inspect, or None when it is already gone."""
+    try:
+        return client.api.inspect_container(container_id)
+    except docker.errors.NotFound:
+        return None
+
+
+def _absorb(item: dict | _StreamEnded, pending: dict[str, bool]) -> _StreamEnded | None:
+    """Fold one queued item into `pending`; return it if it marks the stream's end."""
+    if isinstance(item, _StreamEnded):
+        return item
+    target = event_target(item)
+    if target is not None:
+        container_id, destroyed = target
+        pending[container_id] = pending.get(container_id, False) or destroyed
+    return None

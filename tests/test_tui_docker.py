@@ -1,0 +1,139 @@
+"""End to end: the TUI on the real Docker engine with real compose projects.
+
+What the user does in another terminal (`docker stop`, `docker-compose down`, a
+healthcheck failing, the daemon restarting) must reach the table by itself, fed by
+the Docker events stream.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from backends.compose import ComposeAdapter
+from backends.hub import Hub
+from tests.support.dockerenv import httpd_service, sleeper_service
+from tests.support.pilot import wait_for
+from tests.support.private_dockerd import private_dockerd  # noqa: F401 - fixture
+from tui.app import FerrymanApp
+from tui.widgets.chrome import Banner, Header
+
+pytestmark = pytest.mark.docker
+SIZE = (160, 40)
+TIMEOUT = 20
+
+
+def make_app(host: str | None = None) -> FerrymanApp:
+    return FerrymanApp(Hub([ComposeAdapter(host=host, reconnect_min=0.2, reconnect_max=1.0)]))
+
+
+def cells(app: FerrymanApp, key: str) -> list[str] | None:
+    row = app.current_view.shown_rows().get(key)
+    return [c.text for c in row] if row else None
+
+
+def cell(app: FerrymanApp, key: str, column: int) -> str | None:
+    row = cells(app, key)
+    return row[column] if row else None
+
+
+STATE, HEALTH, READY, PORTS = 2, 3, 4, 5
+
+
+async def test_a_running_project_appears_and_follows_docker_commands(compose_project, docker_client):
+    project = compose_project({"web": httpd_service(port=0), "worker": sleeper_service()})
+    web, worker = f"compose/{project.name}/web", f"compose/{project.name}/worker"
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, web, HEALTH) == "healthy", TIMEOUT, "web healthy")
+        assert cells(app, worker)[:5] == [project.name, "worker", "running", "no healthcheck", "1/1"]
+        assert "→8080/tcp" in cell(app, web, PORTS)
+        assert "engine 20." in str(app.query_one(Header).render()) or "engine" in str(app.query_one(Header).render())
+
+        # The cursor sits on worker while web changes underneath it.
+        view = app.current_view
+        view.table.move_cursor(row=view.shown_keys.index(worker))
+        (web_id,) = project.container_ids(docker_client, "web")
+        subprocess.run(["docker", "stop", "-t", "1", web_id], check=True, capture_output=True)
+        code = docker_client.api.inspect_container(web_id)["State"]["ExitCode"]
+        await wait_for(pilot, lambda: cell(app, web, STATE) == f"exited ({code})", TIMEOUT, "web stopped")
+        assert cell(app, web, READY) == "0/1"
+        assert view.selected_key == worker
+
+        subprocess.run(["docker", "start", web_id], check=True, capture_output=True)
+        await wait_for(pilot, lambda: cell(app, web, STATE) == "running", TIMEOUT, "web running again")
+        await wait_for(pilot, lambda: cell(app, web, HEALTH) == "healthy", TIMEOUT, "web healthy again")
+
+        project.down()
+        await wait_for(pilot, lambda: cells(app, web) is None and cells(app, worker) is None, TIMEOUT, "rows gone")
+        assert view.selected_key != worker
+
+
+async def test_a_healthcheck_turning_unhealthy_reaches_the_row(compose_project, docker_client):
+    check = {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": "1s", "timeout": "1s", "retries": 1}
+    project = compose_project({"app": sleeper_service(healthcheck=check)})
+    key = f"compose/{project.name}/app"
+    (cid,) = project.container_ids(docker_client)
+    subprocess.run(["docker", "exec", cid, "sh", "-c", "echo > /tmp/ok"], check=True)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, key, HEALTH) == "healthy", TIMEOUT, "healthy")
+        subprocess.run(["docker", "exec", cid, "rm", "/tmp/ok"], check=True)
+        await wait_for(pilot, lambda: cell(app, key, HEALTH) == "unhealthy", TIMEOUT, "unhealthy")
+
+
+async def test_drill_down_and_restart_through_the_ui(compose_project, docker_client):
+    project = compose_project({"web": httpd_service(port=0)})
+    key = f"compose/{project.name}/web"
+    (cid,) = project.container_ids(docker_client)
+    started_before = docker_client.api.inspect_container(cid)["State"]["StartedAt"]
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cells(app, key), TIMEOUT, "web row")
+        view = app.current_view
+        view.table.move_cursor(row=view.shown_keys.index(key))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_view.crumb == f"{project.name}/web containers")
+        assert app.current_view.shown_keys == [f"compose/{cid}"]
+        await pilot.press("r", "y")
+        await wait_for(
+            pilot,
+            lambda: docker_client.api.inspect_container(cid)["State"]["StartedAt"] != started_before,
+            TIMEOUT,
+            "container restarted",
+        )
+        await wait_for(pilot, lambda: cell(app, f"compose/{cid}", STATE) == "running", TIMEOUT)
+
+
+async def test_stopped_project_shows_its_services_as_stopped(compose_project, docker_client):
+    project = compose_project({"api": sleeper_service(), "db": sleeper_service()})
+    project.cli("stop", "-t", "1")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for svc in ("api", "db"):
+            key = f"compose/{project.name}/{svc}"
+            await wait_for(pilot, lambda key=key: cell(app, key, READY) == "0/1", TIMEOUT, f"{svc} 0/1")
+            state, health = cells(app, key)[STATE:HEALTH + 1]
+            assert (state, health) == ("exited (137)", "stopped")  # sleep ignores SIGTERM: killed after 1 s
+
+
+async def test_daemon_stopping_shows_a_banner_and_restart_resyncs(private_dockerd):  # noqa: F811
+    daemon = private_dockerd
+    cid = daemon.run_service_container("shop", "api")
+    app = make_app(daemon.host)
+    key = "compose/shop/api"
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: cell(app, key, STATE) == "running", TIMEOUT, "api running")
+        daemon.stop()
+        banner = app.query_one(Banner)
+        await wait_for(pilot, lambda: banner.display, TIMEOUT, "banner")
+        assert f"Docker: unreachable at {daemon.host}" in str(banner.render())
+        await pilot.press("colon", *"ctr", "enter")  # the app keeps working meanwhile
+        await wait_for(pilot, lambda: app.current_view.crumb == "containers")
+        daemon.start()
+        await wait_for(pilot, lambda: not banner.display, TIMEOUT, "banner gone")
+        # Without live-restore the container stopped with the daemon: the resync says so.
+        await wait_for(pilot, lambda: cell(app, f"compose/{cid}", STATE) in ("exited", "exited (OOMKilled)"),
+                       TIMEOUT, "resynced state")
+        assert app.current_view.shown_keys.count(f"compose/{cid}") == 1
