@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -38,11 +38,6 @@ class DockerConfig(_Section):
     host: str | None = None
 
 
-class ComposeConfig(_Section):
-    files: tuple[Path, ...] = ()
-    cli: Literal["auto", "docker compose", "docker-compose"] = "auto"
-
-
 class UiConfig(_Section):
     theme: NonEmptyStr = "textual-dark"
     readonly: bool = False
@@ -50,24 +45,15 @@ class UiConfig(_Section):
     default_view: NonEmptyStr = "workloads"
     # Finite: it becomes a timer interval.
     uptime_refresh_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
-    key_echo: bool = False
-
-
-class KubernetesConfig(_Section):
-    context: str | None = None
-    namespace: str | None = None
-    kubeconfig: Path | None = None
 
 
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
     docker: DockerConfig = DockerConfig()
-    compose: ComposeConfig = ComposeConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
-    kubernetes: KubernetesConfig = KubernetesConfig()
 
 
 class ConfigError(Exception):
@@ -317,7 +303,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _format_path(loc: tuple[Any, ...]) -> str:
-    """('compose', 'files', 0) → compose.files[0]; odd keys are quoted: keymap['a.b']."""
+    """('ui', 'theme') → ui.theme; ('a', 0) → a[0]; odd keys are quoted: keymap['a.b']."""
     text = ""
     for part in loc:
         if isinstance(part, int):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import socket
 import subprocess
 import threading
@@ -698,3 +699,38 @@ async def test_reconnects_and_resyncs_after_the_daemon_restarts(private_dockerd:
     assert feed.status.state == ConnState.CONNECTED and feed.status.version
     snapshots = [e for e in feed.events if isinstance(e, Snapshot)]
     assert len(snapshots) >= 2  # one per connection
+
+
+def _first_unreachable_as_nobody(endpoint: str, conn) -> None:  # noqa: ANN001 - a Pipe end
+    """Child process body: drop root, then meet the real socket as an unprivileged user."""
+    # The interpreter lives where nobody may read: load what runs lazily (the thread pool) first.
+    asyncio.run(asyncio.to_thread(lambda: None))
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+    async def first() -> str | None:
+        async for event in ComposeAdapter(endpoint, reconnect_min=0.05).stream():
+            if isinstance(event, SourceStatus) and event.state == ConnState.UNREACHABLE:
+                return event.message
+        return None
+
+    conn.send(asyncio.run(first()))
+
+
+@pytest.mark.docker
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+def test_permission_denied_on_the_real_socket_is_said(docker_client) -> None:
+    import multiprocessing
+
+    endpoint = "unix:///var/run/docker.sock"
+    if os.stat("/var/run/docker.sock").st_mode & 0o006:
+        pytest.skip("the socket is world-accessible here")
+    ctx = multiprocessing.get_context("fork")  # the child keeps the loaded interpreter, then drops root
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_first_unreachable_as_nobody, args=(endpoint, child))
+    proc.start()
+    assert parent.poll(20), "no answer from the unprivileged child"
+    message = parent.recv()
+    proc.join(5)
+    assert message == f"Docker: unreachable at {endpoint} — permission denied"

@@ -30,19 +30,11 @@ def error_of(path: Path, env: dict[str, str] | None = None) -> str:
 def test_defaults_match_the_documented_values(tmp_path: Path) -> None:
     config = load_config(env={"HOME": str(tmp_path)})  # no user file there
     assert config.docker.host is None
-    assert config.compose.files == ()
-    assert config.compose.cli == "auto"
     assert config.ui.theme == "textual-dark"
     assert config.ui.readonly is False
     assert config.ui.default_view == "workloads"
     assert config.ui.uptime_refresh_seconds == 2.0
-    assert config.ui.key_echo is False
     assert config.keymap == {}
-    assert (config.kubernetes.context, config.kubernetes.namespace, config.kubernetes.kubeconfig) == (
-        None,
-        None,
-        None,
-    )
 
 
 def test_model_defaults_equal_the_shipped_file(tmp_path: Path) -> None:
@@ -62,6 +54,13 @@ def test_shipped_file_documents_every_key() -> None:
 def test_default_text_is_commented() -> None:
     text = default_config_text()
     assert "# " in text and "uptime_refresh_seconds" in text
+
+
+def test_shipped_keymap_example_uses_real_binding_ids() -> None:
+    # The commented example is what users copy; it must name bindings that exist.
+    example = default_config_text().split("keymap:\n", 1)[1].split("keymap: {}", 1)[0]
+    remapped = yaml.safe_load("\n".join(line.lstrip("#")[4:] for line in example.splitlines()))
+    assert remapped == {"restart": "R", "quit": "q,ctrl+c"}
 
 
 # ---- where the user's file is ----------------------------------------------------------
@@ -154,13 +153,13 @@ def test_one_nested_key_overrides_and_the_rest_keep_defaults(tmp_path: Path) -> 
     assert config.ui.readonly is True
     assert config.ui.theme == "textual-dark"
     assert config.ui.uptime_refresh_seconds == 2.0
-    assert config.compose == Config().compose
+    assert config.docker == Config().docker
 
 
-def test_lists_replace(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "compose:\n  files: [a.yaml, b/compose.yaml]\n"), env={})
-    assert config.compose.files == (Path("a.yaml"), Path("b/compose.yaml"))
-    assert config.compose.cli == "auto"
+def test_keymap_entries_are_added_to_the_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "keymap:\n  restart: R\n"), env={})
+    assert config.keymap == {"restart": "R"}
+    assert config.ui == Config().ui
 
 
 def test_section_with_everything_commented_out_keeps_defaults(tmp_path: Path) -> None:
@@ -178,24 +177,21 @@ def test_every_section_can_be_set(tmp_path: Path) -> None:
     text = """\
 docker:
   host: tcp://127.0.0.1:2375
-compose:
-  cli: docker-compose
 ui:
-  key_echo: yes
+  theme: nord
+  readonly: yes
+  default_view: ctr
   uptime_refresh_seconds: 0.5
-kubernetes:
-  context: k3d-dev
-  namespace: shop
-  kubeconfig: /tmp/kube.yaml
+keymap:
+  shell: S
 """
     config = load_config(write(tmp_path, text), env={})
     assert config.docker.host == "tcp://127.0.0.1:2375"
-    assert config.compose.cli == "docker-compose"
-    assert config.ui.key_echo is True
+    assert config.ui.theme == "nord"
+    assert config.ui.readonly is True
+    assert config.ui.default_view == "ctr"
     assert config.ui.uptime_refresh_seconds == 0.5
-    assert config.kubernetes.context == "k3d-dev"
-    assert config.kubernetes.namespace == "shop"
-    assert config.kubernetes.kubeconfig == Path("/tmp/kube.yaml")
+    assert config.keymap == {"shell": "S"}
 
 
 def test_config_is_immutable() -> None:
@@ -207,16 +203,16 @@ def test_config_is_immutable() -> None:
 
 
 def test_keymap_accepts_keys_and_comma_separated_keys(tmp_path: Path) -> None:
-    text = 'keymap:\n  logs: ctrl+l\n  quit: "q,ctrl+c"\n  promote: P\n'
+    text = 'keymap:\n  restart: R\n  quit: "q,ctrl+c"\n  shell: ctrl+s\n'
     config = load_config(write(tmp_path, text), env={})
-    assert config.keymap == {"logs": "ctrl+l", "quit": "q,ctrl+c", "promote": "P"}
+    assert config.keymap == {"restart": "R", "quit": "q,ctrl+c", "shell": "ctrl+s"}
 
 
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('  logs: ""', "config.yaml:2: keymap.logs: String should have at least 1 character"),
-        ("  logs: 5", "config.yaml:2: keymap.logs: Input should be a valid string"),
+        ('  restart: ""', "config.yaml:2: keymap.restart: String should have at least 1 character"),
+        ("  restart: 5", "config.yaml:2: keymap.restart: Input should be a valid string"),
         ("  4: x", "config.yaml:2: keymap: key 4: Input should be a valid string"),
         ('  "": x', "config.yaml:2: keymap: key '': String should have at least 1 character"),
         ("  a.b: [x]", "config.yaml:2: keymap['a.b']: Input should be a valid string"),
@@ -261,21 +257,21 @@ def test_wrong_type_names_file_line_and_key(tmp_path: Path) -> None:
         ("ui:\n  uptime_refresh_seconds: -1\n", "2: ui.uptime_refresh_seconds: Input should be greater than 0"),
         ("ui:\n  uptime_refresh_seconds: .inf\n", "2: ui.uptime_refresh_seconds: Input should be a finite number"),
         ("ui:\n  readonly: maybe\n", "2: ui.readonly: expected true or false, not 'maybe'"),
-        ("ui:\n  key_echo: [1]\n", "2: ui.key_echo: expected true or false, not a list"),
+        ("ui:\n  readonly: [1]\n", "2: ui.readonly: expected true or false, not a list"),
+        ("ui:\n  readonly: 2\n", "2: ui.readonly: expected true or false, not 2"),
         ("ui:\n  theme: 3\n", "2: ui.theme: Input should be a valid string"),
         ("ui:\n  theme: '  '\n", "2: ui.theme: String should have at least 1 character"),
-        (
-            "compose:\n  cli: podman\n",
-            "2: compose.cli: Input should be 'auto', 'docker compose' or 'docker-compose'",
-        ),
-        ("compose:\n  files:\n    - a.yaml\n    - 3\n", "4: compose.files[1]: expected a file path (a string), not a number"),
-        ("compose:\n  files: a.yaml\n", "2: compose.files: Input should be a valid tuple"),
+        ("ui:\n  default_view: ''\n", "2: ui.default_view: String should have at least 1 character"),
         ("ui: 5\n", "1: ui: expected a mapping of keys, not a number"),
+        ("docker: [a]\n", "1: docker: expected a mapping of keys, not a list"),
         ("docker:\n  host: {a: 1}\n", "2: docker.host: Input should be a valid string"),
     ],
 )
 def test_invalid_values(tmp_path: Path, text: str, expected: str) -> None:
     assert error_of(write(tmp_path, text)) == f"{tmp_path / 'config.yaml'}:{expected}"
+
+
+UI_KEYS = "theme, readonly, default_view, uptime_refresh_seconds"
 
 
 @pytest.mark.parametrize(
@@ -287,10 +283,11 @@ def test_invalid_values(tmp_path: Path, text: str, expected: str) -> None:
             "ui:\n  readonly: true\n  uptime_refresh: 1\n",
             "config.yaml:3: ui.uptime_refresh: unknown key (did you mean 'uptime_refresh_seconds'?)",
         ),
-        (
-            "kubernetes:\n  zzz: 1\n",
-            "config.yaml:2: kubernetes.zzz: unknown key (expected one of: context, namespace, kubeconfig)",
-        ),
+        ("ui:\n  zzz: 1\n", f"config.yaml:2: ui.zzz: unknown key (expected one of: {UI_KEYS})"),
+        ("docker:\n  zzz: 1\n", "config.yaml:2: docker.zzz: unknown key (expected one of: host)"),
+        # Sections not implemented yet are refused, not silently ignored.
+        ("compose:\n  files: []\n", "config.yaml:1: compose: unknown key (expected one of: docker, ui, keymap)"),
+        ("ui:\n  key_echo: true\n", f"config.yaml:2: ui.key_echo: unknown key (expected one of: {UI_KEYS})"),
     ],
 )
 def test_unknown_keys_are_named_with_a_suggestion(tmp_path: Path, text: str, expected: str) -> None:
@@ -307,17 +304,17 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, kind: str, line:
     path = write(tmp_path, text)
     assert error_of(path) == (
         f"{path}:{line}: the top level must be a mapping of sections "
-        f"(docker, compose, ui, keymap, kubernetes), not {kind}"
+        f"(docker, ui, keymap), not {kind}"
     )
 
 
 def test_several_errors_are_reported_together_one_per_line_in_file_order(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "compose:\n  cli: podman\nui:\n  them: x\n  uptime_refresh_seconds: 0\nkeymap:\n  quit: 1\n",
+        "docker:\n  host: [x]\nui:\n  them: x\n  uptime_refresh_seconds: 0\nkeymap:\n  quit: 1\n",
     )
     assert error_of(path).splitlines() == [
-        f"{path}:2: compose.cli: Input should be 'auto', 'docker compose' or 'docker-compose'",
+        f"{path}:2: docker.host: Input should be a valid string",
         f"{path}:4: ui.them: unknown key (did you mean 'theme'?)",
         f"{path}:5: ui.uptime_refresh_seconds: Input should be greater than 0",
         f"{path}:7: keymap.quit: Input should be a valid string",
@@ -340,8 +337,8 @@ def test_python_tags_are_refused_not_executed(tmp_path: Path) -> None:
 
 
 def test_recursive_anchor_is_an_error_not_a_hang(tmp_path: Path) -> None:
-    path = write(tmp_path, "compose:\n  files: &a [*a]\n")
-    assert error_of(path) == f"{path}:2: compose.files[0]: expected a file path (a string), not a list"
+    path = write(tmp_path, "keymap:\n  quit: &a [*a]\n")
+    assert error_of(path) == f"{path}:2: keymap.quit: Input should be a valid string"
 
 
 def test_not_utf8(tmp_path: Path) -> None:

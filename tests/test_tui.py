@@ -282,3 +282,13 @@ async def test_default_view_from_config(view):
         adapter.emit(adapter.connected(), Snapshot(Source.COMPOSE, tuple(demo_instances())))
         await wait_for(pilot, lambda: app.current_view.table.row_count == 8)
         assert app.current_view.crumb == "containers"
+
+
+async def test_unknown_theme_and_view_in_config_warn_and_fall_back():
+    app, adapter = make_app(Config.model_validate({"ui": {"theme": "neon-nights", "default_view": "pods"}}))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await started(app, adapter, pilot)
+        said = notifications(app)
+        assert any("ui.theme: no theme named 'neon-nights'" in n and "textual-dark" in n for n in said)
+        assert any("ui.default_view: no view named 'pods' — views: workloads, containers" in n for n in said)
+        assert app.current_view.crumb == "workloads"

@@ -13,7 +13,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from textual import on
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App, ComposeResult, InvalidThemeError, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Footer
@@ -25,9 +25,10 @@ from backends.model import ConnState, Instance, SourceStatus
 from backends.rows import utcnow
 from backends.store import Change
 from tui.commands import Command, CommandRegistry
-from tui.registry import VIEWS, view_spec
+from tui.registry import VIEWS, ViewSpec, view_spec
 from tui.screens import ConfirmScreen, HelpScreen
 from tui.views.table import ResourceView
+from tui.views.workloads import InstancesView
 from tui.widgets.chrome import SOURCE_TITLE, Banner, Crumbs, Header
 from tui.widgets.prompt import Prompt
 
@@ -83,18 +84,32 @@ class FerrymanApp(App[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        self.theme = self.config.ui.theme
+        self._apply_theme()
         self._apply_keymap()
         self.query_one(Prompt).close()
         self.query_one(Banner).display = False
         for status in self.hub.store.status.values():
             self._show_status(status)
         self.hub.store.subscribe(self._store_changed)
-        start = view_spec(self.config.ui.default_view) or VIEWS[0]
+        start = view_spec(self.config.ui.default_view)
+        if start is None:
+            names = ", ".join(v.name for v in VIEWS)
+            self._config_warning(f"ui.default_view: no view named {self.config.ui.default_view!r} — views: {names}")
+            start = VIEWS[0]
         await self.reset_view(start.make(self.hub.store))
         self.set_interval(self.config.ui.uptime_refresh_seconds, self._tick)
         # Last: the adapters start after the first frame is queued, never before it.
         self.run_worker(self.hub.run(), name="hub", group="hub", exit_on_error=False)
+
+    def _config_warning(self, message: str) -> None:
+        self.notify(message, title="Config", severity="warning", timeout=15)
+
+    def _apply_theme(self) -> None:
+        try:
+            self.theme = self.config.ui.theme
+        except InvalidThemeError:
+            themes = ", ".join(sorted(self.available_themes))
+            self._config_warning(f"ui.theme: no theme named {self.config.ui.theme!r} — themes: {themes}")
 
     def _apply_keymap(self) -> None:
         known = {b.id for b in self._all_bindings() if b.id}
@@ -103,18 +118,13 @@ class FerrymanApp(App[None]):
         for binding_id in unknown:
             keymap.pop(binding_id)
         if unknown:
-            self.notify(
-                f"keymap: unknown binding id(s) {', '.join(unknown)} — known ids: {', '.join(sorted(known))}",
-                title="Config",
-                severity="warning",
-                timeout=15,
+            self._config_warning(
+                f"keymap: unknown binding id(s) {', '.join(unknown)} — known ids: {', '.join(sorted(known))}"
             )
         if keymap:
             self.set_keymap(keymap)
 
     def _all_bindings(self) -> list[Binding]:
-        from tui.views.workloads import InstancesView
-
         return [*self.BINDINGS, *InstancesView.BINDINGS]  # type: ignore[list-item]
 
     # ---- the store ---------------------------------------------------------------------
@@ -187,7 +197,7 @@ class FerrymanApp(App[None]):
         self.commands.register(Command("quit", ("q", "q!", "exit"), "Quit Ferryman", lambda _arg: self.exit()))
         self.commands.register(Command("help", ("h",), "This help", lambda _arg: self.action_help()))
 
-    async def _open_view(self, spec, arg: str) -> None:  # noqa: ANN001
+    async def _open_view(self, spec: ViewSpec, arg: str) -> None:
         view = spec.make(self.hub.store)
         await self.reset_view(view)
         if arg:
