@@ -70,6 +70,19 @@ async def test_a_running_project_appears_and_follows_docker_commands(compose_pro
         assert view.selected_key != worker
 
 
+async def test_a_project_brought_up_while_ferryman_runs_appears_by_itself(compose_project):
+    project = compose_project({"api": sleeper_service(), "db": sleeper_service()}, up=False)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.hub.store.status, TIMEOUT, "connected")
+        project.up()
+        for svc in ("api", "db"):
+            key = f"compose/{project.name}/{svc}"
+            await wait_for(pilot, lambda key=key: cell(app, key, STATE) == "running", TIMEOUT, f"{svc} appears")
+        project.cli("up", "-d", "--scale", "api=3", "api")
+        await wait_for(pilot, lambda: cell(app, f"compose/{project.name}/api", READY) == "3/3", TIMEOUT, "scaled")
+
+
 async def test_a_healthcheck_turning_unhealthy_reaches_the_row(compose_project, docker_client):
     check = {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": "1s", "timeout": "1s", "retries": 1}
     project = compose_project({"app": sleeper_service(healthcheck=check)})
