@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.dockerenv import ComposeProject, engine_problem, ensure_test_image, must_run_docker
+from tests.support.kube_emulator import kube  # noqa: F401 - fixture: the emulated Kubernetes API server
+from tests.support.private_dockerd import private_dockerd  # noqa: F401 - fixture: a daemon tests may restart
 
 
 @pytest.fixture(scope="session")

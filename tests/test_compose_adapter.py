@@ -49,7 +49,7 @@ from backends.model import (
 )
 from backends.store import Store
 from tests.support.dockerenv import TEST_IMAGE, httpd_service, sleeper_service
-from tests.support.private_dockerd import PrivateDockerd, private_dockerd  # noqa: F401 - fixture
+from tests.support.private_dockerd import PrivateDockerd
 
 DEADLINE = 20.0
 

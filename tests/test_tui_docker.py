@@ -15,7 +15,6 @@ from backends.compose import ComposeAdapter
 from backends.hub import Hub
 from tests.support.dockerenv import httpd_service, sleeper_service
 from tests.support.pilot import wait_for
-from tests.support.private_dockerd import private_dockerd  # noqa: F401 - fixture
 from tui.app import FerrymanApp
 from tui.widgets.chrome import Banner, Header
 
@@ -131,7 +130,7 @@ async def test_stopped_project_shows_its_services_as_stopped(compose_project, do
             assert (state, health) == ("exited (137)", "stopped")  # sleep ignores SIGTERM: killed after 1 s
 
 
-async def test_daemon_stopping_shows_a_banner_and_restart_resyncs(private_dockerd):  # noqa: F811
+async def test_daemon_stopping_shows_a_banner_and_restart_resyncs(private_dockerd):
     daemon = private_dockerd
     cid = daemon.run_service_container("shop", "api")
     app = make_app(daemon.host)
