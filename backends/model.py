@@ -151,6 +151,31 @@ class Workload:
         return self.key.id
 
 
+@dataclass(frozen=True, slots=True)
+class WorkloadSpec:
+    """What a controller declares about a workload, independent of its instances.
+
+    A Deployment scaled to 0 has no pods but is still a row; its desired replica
+    count comes from here, not from counting pods. Compose services have no spec
+    (their containers are all there is), so they aggregate from instances alone.
+    """
+
+    key: WorkloadKey
+    kind: str  # "Deployment", "StatefulSet"
+    desired: int
+    image: str = ""
+    ready: int = 0
+    updated: int = 0
+    labels: tuple[tuple[str, str], ...] = ()
+    created_at: datetime | None = None
+    # False while the controller has not yet acted on the latest spec change.
+    observed: bool = True
+
+    @property
+    def id(self) -> str:
+        return self.key.id
+
+
 class ConnState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -173,10 +198,12 @@ class SourceStatus:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The complete current set of a source's instances (start-up and every resync)."""
+    """The complete current set of a source's instances and workload specs (start-up
+    and every resync)."""
 
     source: Source
     instances: tuple[Instance, ...]
+    specs: tuple[WorkloadSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,20 +221,33 @@ class InstanceGone:
         return f"{self.source}/{self.instance_id}"
 
 
-AdapterEvent = SourceStatus | Snapshot | InstanceChanged | InstanceGone
+@dataclass(frozen=True, slots=True)
+class SpecChanged:
+    spec: WorkloadSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SpecGone:
+    key: WorkloadKey
+
+
+AdapterEvent = SourceStatus | Snapshot | InstanceChanged | InstanceGone | SpecChanged | SpecGone
 
 
 # ---- aggregation ----------------------------------------------------------------------
 
 
-def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
-    """Fold a workload's instances into its row: pure, so it is tested densely."""
+def aggregate(key: WorkloadKey, instances: list[Instance], spec: WorkloadSpec | None = None) -> Workload:
+    """Fold a workload's instances (and its controller's spec, if any) into its row:
+    pure, so it is tested densely."""
     ordered = sorted(instances, key=lambda i: (i.number, i.name))
     running = [i for i in ordered if i.running]
-    desired = len(ordered)
-    if any(i.state == RunState.RESTARTING for i in ordered):
+    desired = spec.desired if spec is not None else len(ordered)
+    if spec is not None and not ordered:
+        state = "scaled to 0" if desired == 0 else "pending"
+    elif any(i.state == RunState.RESTARTING for i in ordered):
         state = "restarting"
-    elif running and len(running) == desired:
+    elif running and len(running) >= desired:
         state = "paused" if all(i.state == RunState.PAUSED for i in running) else "running"
     elif running:
         state = "partial"
@@ -219,6 +259,8 @@ def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
         state = f"exited ({codes.pop()})" if len(codes) == 1 and None not in codes else "stopped"
     if running:
         health = min((i.health for i in running), key=HEALTH_SEVERITY.__getitem__)
+    elif spec is not None and desired > 0:
+        health = Health.UNKNOWN  # wanted but nothing runs: not "stopped", and not healthy
     else:
         health = Health.STOPPED
     ports: list[Port] = []
@@ -227,7 +269,7 @@ def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
             if port not in ports:
                 ports.append(port)
     starts = [i.started_at for i in running if i.started_at is not None]
-    images = {i.image for i in ordered}
+    images = list(dict.fromkeys(i.image for i in ordered)) or ([spec.image] if spec and spec.image else [""])
     return Workload(
         key=key,
         state=state,
@@ -235,7 +277,7 @@ def aggregate(key: WorkloadKey, instances: list[Instance]) -> Workload:
         running=len(running),
         desired=desired,
         ports=tuple(ports),
-        image=ordered[0].image if len(images) == 1 else f"{ordered[0].image} (+{len(images) - 1})",
+        image=images[0] if len(images) == 1 else f"{images[0]} (+{len(images) - 1})",
         started_at=min(starts) if starts else None,
         restarts=sum(i.restarts for i in ordered),
         instance_keys=tuple(i.key for i in ordered),

@@ -21,8 +21,11 @@ from backends.model import (
     Snapshot,
     Source,
     SourceStatus,
+    SpecChanged,
+    SpecGone,
     Workload,
     WorkloadKey,
+    WorkloadSpec,
     aggregate,
 )
 
@@ -58,6 +61,7 @@ class Store:
         self.workloads: dict[str, Workload] = {}
         self.status: dict[Source, SourceStatus] = {}
         self._members: dict[str, set[str]] = {}  # workload id -> instance keys
+        self.specs: dict[str, WorkloadSpec] = {}  # workload id -> its controller's spec
         self._subscribers: list[Subscriber] = []
 
     # ---- observing ---------------------------------------------------------------------
@@ -84,12 +88,28 @@ class Store:
                 self._put(inst, change, touched)
             case InstanceGone():
                 self._drop(event.key, change, touched)
-            case Snapshot(source=source, instances=fresh):
+            case SpecChanged(spec=spec):
+                if self.specs.get(spec.id) != spec:
+                    self.specs[spec.id] = spec
+                    touched.add(spec.key)
+            case SpecGone(key=key):
+                if self.specs.pop(key.id, None) is not None:
+                    touched.add(key)
+            case Snapshot(source=source, instances=fresh, specs=fresh_specs):
                 seen = {inst.key for inst in fresh}
                 for key in [k for k, i in self.instances.items() if i.source == source and k not in seen]:
                     self._drop(key, change, touched)
                 for inst in fresh:
                     self._put(inst, change, touched)
+                declared = {spec.id: spec for spec in fresh_specs}
+                for wid, spec in list(self.specs.items()):
+                    if spec.key.source == source and declared.get(wid) != spec:
+                        del self.specs[wid]
+                        touched.add(spec.key)
+                for wid, spec in declared.items():
+                    if wid not in self.specs:
+                        self.specs[wid] = spec
+                        touched.add(spec.key)
         for wkey in touched:
             self._reaggregate(wkey, change)
         if change:
@@ -124,12 +144,14 @@ class Store:
 
     def _reaggregate(self, wkey: WorkloadKey, change: Change) -> None:
         members = self._members.get(wkey.id)
+        spec = self.specs.get(wkey.id)
         if not members:
             self._members.pop(wkey.id, None)
-            if self.workloads.pop(wkey.id, None) is not None:
-                change.workloads_removed.add(wkey.id)
-            return
-        workload = aggregate(wkey, [self.instances[k] for k in members])
+            if spec is None:
+                if self.workloads.pop(wkey.id, None) is not None:
+                    change.workloads_removed.add(wkey.id)
+                return
+        workload = aggregate(wkey, [self.instances[k] for k in members or ()], spec)
         if self.workloads.get(wkey.id) != workload:
             self.workloads[wkey.id] = workload
             change.workloads[wkey.id] = workload

@@ -156,3 +156,52 @@ def test_state_tones_make_failures_stand_out():
     assert state_tone("exited (0)") == "muted"
     assert state_tone("running") == "ok"
     assert state_tone("partial") == "warn"
+
+
+# ---- controller specs (Kubernetes Deployments/StatefulSets) ---------------------------------
+
+from backends.model import SpecChanged, SpecGone, WorkloadSpec  # noqa: E402
+
+KKEY = WorkloadKey(Source.K3S, "dev", "api")
+
+
+def k3s_pod(n: int = 1, **kw):
+    return replace(make_instance("dev", "api", n, **kw), source=Source.K3S, workload=KKEY, id=f"uid-{n}")
+
+
+def test_a_spec_sets_desired_and_keeps_a_podless_workload_as_a_row():
+    spec = WorkloadSpec(KKEY, "Deployment", desired=3, image="api:1")
+    w = aggregate(KKEY, [k3s_pod(1), k3s_pod(2)], spec)
+    assert (w.running, w.desired, w.state) == (2, 3, "partial")
+    zero = aggregate(KKEY, [], replace(spec, desired=0))
+    assert (zero.state, zero.health, zero.running, zero.desired, zero.image) == ("scaled to 0", Health.STOPPED, 0, 0, "api:1")
+    pending = aggregate(KKEY, [], spec)
+    assert (pending.state, pending.health) == ("pending", Health.UNKNOWN)
+    surge = aggregate(KKEY, [k3s_pod(1), k3s_pod(2)], replace(spec, desired=1))  # rollout: old + new pod
+    assert surge.state == "running"
+
+
+def test_store_keeps_spec_rows_until_the_spec_goes():
+    store = Store()
+    spec = WorkloadSpec(KKEY, "Deployment", desired=1)
+    first = store.apply(SpecChanged(spec))
+    assert first.workloads[KKEY.id].state == "pending"
+    store.apply(InstanceChanged(k3s_pod(1)))
+    assert store.workloads[KKEY.id].state == "running"
+    gone_pod = store.apply(InstanceGone(Source.K3S, "uid-1"))
+    assert gone_pod.workloads[KKEY.id].state == "pending" and not gone_pod.workloads_removed
+    assert not store.apply(SpecChanged(spec))  # identical: silent
+    assert store.apply(SpecGone(KKEY)).workloads_removed == {KKEY.id}
+
+
+def test_snapshot_resyncs_specs_of_its_source_only():
+    store = Store()
+    store.apply(Snapshot(Source.COMPOSE, tuple(demo_instances())))
+    a = WorkloadSpec(KKEY, "Deployment", desired=1)
+    b = WorkloadSpec(WorkloadKey(Source.K3S, "dev", "db"), "StatefulSet", desired=1)
+    store.apply(Snapshot(Source.K3S, (), (a, b)))
+    assert {KKEY.id, b.id} <= set(store.workloads)
+    change = store.apply(Snapshot(Source.K3S, (), (replace(a, desired=2),)))
+    assert change.workloads_removed == {b.id}
+    assert change.workloads[KKEY.id].desired == 2
+    assert len([w for w in store.workloads.values() if w.key.source == Source.COMPOSE]) == 7
