@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from backends.model import (
-    ConnState, Health, InstanceChanged, InstanceGone, Port, RunState, Snapshot, Source, SourceStatus, WorkloadKey,
-    aggregate,
+    ConnState, Health, InstanceChanged, InstanceGone, Port, RunState, Snapshot, Source, SourceStatus, SpecChanged,
+    SpecGone, WorkloadKey, WorkloadSpec, aggregate,
 )
 from backends.rows import WORKLOAD_COLUMNS, format_ports, humanize_age, render_table, state_tone, workload_row
 from backends.store import Store
 from tests.support.scripted import FIXED_NOW, demo_instances, make_instance, stopped
-
-from datetime import timedelta
 
 KEY = WorkloadKey(Source.COMPOSE, "shop", "api")
 
@@ -160,7 +159,6 @@ def test_state_tones_make_failures_stand_out():
 
 # ---- controller specs (Kubernetes Deployments/StatefulSets) ---------------------------------
 
-from backends.model import SpecChanged, SpecGone, WorkloadSpec  # noqa: E402
 
 KKEY = WorkloadKey(Source.K3S, "dev", "api")
 
