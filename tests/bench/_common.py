@@ -1,0 +1,402 @@
+"""Shared helpers of the benchmark scripts: statistics, clean-up on signals, the
+frame probe that says when a change has reached a painted frame, key injection,
+machine facts and the one-line summary `run_all` collects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import signal
+import threading
+import statistics
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SUMMARY_PREFIX = "BENCH-SUMMARY "
+
+
+# ---- statistics -------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100): a value that was actually observed."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0, "median": math.nan, "p95": math.nan, "max": math.nan, "min": math.nan}
+    return {
+        "n": len(values),
+        "min": min(values),
+        "median": statistics.median(values),
+        "p95": percentile(values, 95),
+        "max": max(values),
+    }
+
+
+def fmt_ms(value: float) -> str:
+    return "   n/a" if value is None or math.isnan(value) else f"{value:7.1f}"
+
+
+def stats_line(label: str, values_ms: Sequence[float], width: int = 40) -> str:
+    s = summary(values_ms)
+    return (
+        f"  {label:<{width}} n={s['n']:<4} median {fmt_ms(s['median'])}  p95 {fmt_ms(s['p95'])}"
+        f"  max {fmt_ms(s['max'])}  (ms)"
+    )
+
+
+def ratio(a: float, b: float) -> str:
+    if b is None or a is None or math.isnan(a) or math.isnan(b) or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def emit_summary(name: str, data: dict[str, Any]) -> None:
+    """One machine-readable line for run_all (NaN becomes null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if isinstance(v, float):
+            return round(v, 3)
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    print(SUMMARY_PREFIX + json.dumps({"bench": name, **clean(data)}), flush=True)
+
+
+# ---- clean-up on signals ----------------------------------------------------------------
+
+
+def exit_cleanly_on_signals() -> None:
+    """SIGTERM/SIGHUP raise KeyboardInterrupt like Ctrl-C does, so `finally` blocks that
+    take down compose projects and tmux sessions always run."""
+
+    def handler(signum, _frame):  # noqa: ANN001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+    # A shell starts background jobs with SIGINT ignored; Ctrl-C must still clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_main(main: Callable[[], int]) -> int:
+    """Run a benchmark's main(); an interrupt (after its clean-up ran) exits with 130."""
+    exit_cleanly_on_signals()
+    try:
+        return main()
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc or 'Ctrl-C'}); cleaned up", file=sys.stderr, flush=True)
+        return 130
+
+
+# ---- machine facts ----------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def machine_line() -> str:
+    import textual
+
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores (usable {len(os.sched_getaffinity(0))}), "
+        f"Python {platform.python_version()}, Textual {textual.__version__}, load avg {load_average()}"
+    )
+
+
+# ---- keys -------------------------------------------------------------------------------
+
+
+def key_event(key: str):  # noqa: ANN201
+    """The `events.Key` that `Pilot.press(key)` would send (same name/character rules)."""
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    if len(key) == 1 and not key.isalnum():
+        key = _character_to_key(key)
+    original = REPLACED_KEYS.get(key, key)
+    try:
+        char: str | None = unicodedata.lookup(_get_unicode_name_from_key(original))
+    except KeyError:
+        char = key if len(key) == 1 else None
+    return events.Key(key, char)
+
+
+def send_key(app, key: str) -> None:  # noqa: ANN001
+    """Put a key event on the app's queue the way the driver does, without Pilot's
+    `wait_for_idle` heuristics (which sleep until the CPU looks idle)."""
+    event = key_event(key)
+    event.set_sender(app)
+    app._driver.send_message(event)
+
+
+# ---- the frame probe --------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class FrameWaiter:
+    """Resolves with the perf_counter time of the first frame that shows an effect.
+
+    The effect is `predicate()`; `widgets` are the widgets whose repaint shows it."""
+
+    widgets: tuple
+    predicate: Callable[[], bool]
+    future: asyncio.Future
+    created: float = field(default_factory=time.perf_counter)
+    posted: set = field(default_factory=set)  # widgets that sent a repaint with the effect in
+    rendered: set = field(default_factory=set)  # ... and have rendered lines since
+    frame_wall_ns: int | None = None  # time.time_ns() of the resolving frame
+
+
+class FrameProbe:
+    """Knows when a frame is painted, and when a given change is in a painted frame.
+
+    A frame is one `App._display` call (Textual: compositor update -> terminal). Under
+    `run_test` the app is headless and `_display` writes nothing; with `emulate_output`
+    the probe does the one step it skips — `CompositorUpdate.render_segments`, turning
+    the update into the escape-code string the Linux driver would write — so its cost
+    is counted; the string is discarded.
+
+    A waiter resolves at the first frame such that:
+      1. its predicate holds (the effect is in the widgets' state),
+      2. a watched widget posted a repaint to the screen while the predicate held
+         (Widget._check_refresh with a repaint/layout/scroll flag set), and rendered
+         lines (render_lines) after that, and
+      3. no watched widget still has a refresh on its way: no repaint/layout/scroll flag
+         set, and no Update/Layout/UpdateScroll message for it queued to the screen.
+    (3) can make a waiter wait one extra frame when an unrelated refresh of the same
+    widget is in flight at that instant: a conservative error, never an optimistic one.
+    """
+
+    def __init__(self, app, *, emulate_output: bool = True) -> None:  # noqa: ANN001
+        self.app = app
+        self.emulate_output = emulate_output
+        self.frames = 0
+        self.frame_times: list[float] = []
+        self.output_chars = 0
+        self.output_seconds = 0.0
+        self.keep_frame_times = False
+        self._waiters: list[FrameWaiter] = []
+        self._watched: set[int] = set()
+        self._installed = False
+
+    def install(self) -> FrameProbe:
+        if self._installed:
+            return self
+        from textual._compositor import CompositorUpdate
+
+        app = self.app
+        original = app._display
+
+        def display(screen, renderable) -> None:  # noqa: ANN001
+            original(screen, renderable)
+            if renderable is None or app._batch_count:
+                return
+            if self.emulate_output and app.is_headless and isinstance(renderable, CompositorUpdate):
+                t = time.perf_counter()
+                self.output_chars += len(renderable.render_segments(app.console))
+                self.output_seconds += time.perf_counter() - t
+            now = time.perf_counter()
+            self.frames += 1
+            if self.keep_frame_times:
+                self.frame_times.append(now)
+            if self._waiters:
+                self._check(now)
+
+        app._display = display
+        self._installed = True
+        return self
+
+    def watch(self, *widgets) -> None:  # noqa: ANN002
+        for widget in widgets:
+            if id(widget) in self._watched:
+                continue
+            self._watched.add(id(widget))
+            self._wrap(widget)
+
+    def _wrap(self, widget) -> None:  # noqa: ANN001
+        check_refresh = widget._check_refresh
+        render_lines = widget.render_lines
+
+        def wrapped_check_refresh() -> None:
+            had = widget._repaint_required or widget._layout_required or widget._scroll_required
+            check_refresh()
+            if had:
+                for w in self._waiters:
+                    if widget in w.widgets and w.predicate():
+                        w.posted.add(widget)
+                        w.rendered.discard(widget)
+
+        def wrapped_render_lines(crop):  # noqa: ANN001, ANN202
+            for w in self._waiters:
+                if widget in w.posted:
+                    w.rendered.add(widget)
+            return render_lines(crop)
+
+        widget._check_refresh = wrapped_check_refresh
+        widget.render_lines = wrapped_render_lines
+
+    def waiter(self, widgets: Iterable, predicate: Callable[[], bool]) -> FrameWaiter:
+        widgets = tuple(widgets)
+        self.watch(*widgets)
+        waiter = FrameWaiter(widgets, predicate, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        return waiter
+
+    def cancel(self, waiter: FrameWaiter) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        if not waiter.future.done():
+            waiter.future.cancel()
+
+    def _pending(self, widget) -> bool:  # noqa: ANN001
+        from textual import messages
+
+        if widget._repaint_required or widget._layout_required or widget._scroll_required:
+            return True
+        try:
+            queued = list(self.app.screen._message_queue._queue)  # asyncio.Queue's deque
+        except Exception:  # noqa: BLE001
+            return False
+        for message in queued:
+            if isinstance(message, messages.UpdateScroll):
+                return True
+            if isinstance(message, (messages.Update, messages.Layout)) and message.widget is widget:
+                return True
+        return False
+
+    def _check(self, now: float) -> None:
+        for w in list(self._waiters):
+            if w.future.done():
+                self._waiters.remove(w)
+                continue
+            if not w.posted or not w.posted <= w.rendered:
+                continue
+            if not w.predicate() or any(self._pending(x) for x in w.widgets):
+                continue
+            self._waiters.remove(w)
+            w.frame_wall_ns = time.time_ns()
+            w.future.set_result(now)
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU of this process, all threads."""
+    return time.process_time()
+
+
+class MachineLoad:
+    """CPU used by the whole machine (/proc/stat) over a window, and by other processes:
+    the benchmarks share the machine, and this says how much they had to share it."""
+
+    def __init__(self, own_pids: Iterable[int] = ()) -> None:
+        self.own_pids = list(own_pids) or [os.getpid()]
+
+    @staticmethod
+    def _busy_and_total() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        total = sum(fields[:8])
+        return total - idle, total
+
+    def _own_ticks(self) -> int:
+        ticks = 0
+        for pid in self.own_pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+                ticks += int(parts[11]) + int(parts[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                pass
+        return ticks
+
+    def start(self) -> MachineLoad:
+        self._b0, self._t0 = self._busy_and_total()
+        self._o0 = self._own_ticks()
+        self._w0 = time.monotonic()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        b1, t1 = self._busy_and_total()
+        o1 = self._own_ticks()
+        wall = time.monotonic() - self._w0
+        hz = os.sysconf("SC_CLK_TCK")
+        busy_cores = (b1 - self._b0) / hz / wall
+        own_cores = (o1 - self._o0) / hz / wall
+        return {
+            "machine_busy_cores": busy_cores,
+            "others_busy_cores": max(0.0, busy_cores - own_cores),
+            "cores": os.cpu_count() or 1,
+        }
+
+
+def load_note(stats: dict[str, float]) -> str:
+    return (
+        f"machine busy {stats['machine_busy_cores']:.2f} of {stats['cores']} cores, "
+        f"of which other processes {stats['others_busy_cores']:.2f}"
+    )
+
+
+class ForeignEvents:
+    """Counts Compose container events of projects other than ours (a shared engine)."""
+
+    def __init__(self, client, ours: str) -> None:
+        self.ours = ours
+        self.counting = False
+        self.total = 0
+        self.state = 0
+        self.stream = client.events(
+            decode=True, filters={"type": "container", "label": ["com.docker.compose.project"]}
+        )
+        threading.Thread(target=self._run, daemon=True, name="foreign-events").start()
+
+    def _run(self) -> None:
+        try:
+            for ev in self.stream:
+                attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                if self.counting and attrs.get("com.docker.compose.project") != self.ours:
+                    self.total += 1
+                    if not str(ev.get("Action", "")).startswith("exec_"):
+                        self.state += 1
+        except Exception:  # noqa: BLE001 - closed at the end
+            return
+
+    def close(self) -> None:
+        try:
+            self.stream.close()
+        except Exception:  # noqa: BLE001
+            pass
