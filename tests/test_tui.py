@@ -13,7 +13,7 @@ import pytest
 from backends.config import Config
 from backends.hub import Hub
 from backends.model import ConnState, Health, InstanceChanged, InstanceGone, Snapshot, Source, SourceStatus
-from tests.support.pilot import notifications, wait_for
+from tests.support.pilot import notifications, send_key, wait_for
 from tests.support.scripted import FIXED_NOW, ScriptedAdapter, demo_instances, make_instance, stopped
 from tui.app import FerrymanApp
 from tui.screens import ConfirmScreen, HelpScreen
@@ -292,3 +292,22 @@ async def test_unknown_theme_and_view_in_config_warn_and_fall_back():
         assert any("ui.theme: no theme named 'neon-nights'" in n and "textual-dark" in n for n in said)
         assert any("ui.default_view: no view named 'pods' — views: workloads, containers" in n for n in said)
         assert app.current_view.crumb == "workloads"
+
+
+@pytest.mark.parametrize(("opener", "typed"), [("colon", "ctr"), ("slash", "rxu")])
+async def test_keys_typed_fast_after_a_prompt_key_go_to_the_prompt_not_the_table(opener, typed):
+    """`:ctr⏎` typed at full speed must open :ctr — never restart the selected service
+    (the `r` reaching the table before the prompt has focus, and ⏎ confirming)."""
+    app, adapter = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, adapter, pilot)
+        for key in (opener, *typed, "enter"):
+            send_key(app, key)
+        await wait_for(pilot, lambda: not app.query_one("#prompt").display, what="prompt submitted")
+        await pilot.pause(0.1)
+        assert adapter.performed == []
+        assert not isinstance(app.screen, ConfirmScreen)
+        if opener == "colon":
+            assert app.current_view.crumb == "containers"
+        else:
+            assert app.current_view.row_filter.text == typed

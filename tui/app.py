@@ -49,8 +49,11 @@ class FerrymanApp(App[None]):
     ENABLE_COMMAND_PALETTE = False  # `:` is our command mode, as in k9s
 
     BINDINGS = [
-        Binding("colon", "command", "Command", id="command"),
-        Binding("slash", "filter", "Filter", id="filter"),
+        # Priority: the app forwards each key to whatever has focus when it dispatches
+        # the key, so a non-priority `:` would open the prompt only after the keys typed
+        # right behind it had gone to the table (`:ctr⏎` typed fast meant restart + yes).
+        Binding("colon", "command", "Command", id="command", priority=True),
+        Binding("slash", "filter", "Filter", id="filter", priority=True),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("escape", "back", "Back", id="back"),
         Binding("ctrl+c", "quit", "Quit", id="quit", show=False, priority=True),
@@ -100,6 +103,11 @@ class FerrymanApp(App[None]):
         self.set_interval(self.config.ui.uptime_refresh_seconds, self._tick)
         # Last: the adapters start after the first frame is queued, never before it.
         self.run_worker(self.hub.run(), name="hub", group="hub", exit_on_error=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("command", "filter") and isinstance(self.focused, Prompt):
+            return False  # typed into the prompt, not a new prompt
+        return True
 
     def _config_warning(self, message: str) -> None:
         self.notify(message, title="Config", severity="warning", timeout=15)

@@ -15,10 +15,11 @@ import threading
 import statistics
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.pilot import key_event, send_key  # noqa: F401 - shared with the tests
 
 SUMMARY_PREFIX = "BENCH-SUMMARY "
 
@@ -139,29 +140,6 @@ def machine_line() -> str:
 
 
 # ---- keys -------------------------------------------------------------------------------
-
-
-def key_event(key: str):  # noqa: ANN201
-    """The `events.Key` that `Pilot.press(key)` would send (same name/character rules)."""
-    from textual import events
-    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
-
-    if len(key) == 1 and not key.isalnum():
-        key = _character_to_key(key)
-    original = REPLACED_KEYS.get(key, key)
-    try:
-        char: str | None = unicodedata.lookup(_get_unicode_name_from_key(original))
-    except KeyError:
-        char = key if len(key) == 1 else None
-    return events.Key(key, char)
-
-
-def send_key(app, key: str) -> None:  # noqa: ANN001
-    """Put a key event on the app's queue the way the driver does, without Pilot's
-    `wait_for_idle` heuristics (which sleep until the CPU looks idle)."""
-    event = key_event(key)
-    event.set_sender(app)
-    app._driver.send_message(event)
 
 
 # ---- the frame probe --------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Prompt(Input):
         self.cursor_position = len(value)
         self._history_pos = len(self._history)
         self.display = True
-        self.focus()
+        self.screen.set_focus(self)  # now, not a tick later: the next key is already queued
 
     def close(self) -> None:
         self.display = False
