@@ -7,13 +7,14 @@ shown to the user. Docker-backed end-to-end UI tests are in test_tui_docker.py.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from backends.config import Config
 from backends.hub import Hub
 from backends.model import ConnState, Health, InstanceChanged, InstanceGone, Snapshot, Source, SourceStatus
-from tests.support.pilot import notifications, send_key, wait_for
+from tests.support.pilot import notifications, rendered_text, send_key, wait_for
 from tests.support.scripted import FIXED_NOW, ScriptedAdapter, demo_instances, make_instance, stopped
 from tui.app import FerrymanApp
 from tui.screens import ConfirmScreen, HelpScreen
@@ -311,3 +312,39 @@ async def test_keys_typed_fast_after_a_prompt_key_go_to_the_prompt_not_the_table
             assert app.current_view.crumb == "containers"
         else:
             assert app.current_view.row_filter.text == typed
+
+
+async def test_the_drawn_table_shows_each_change_and_the_unchanged_rows_stay_drawn():
+    """Row repaints are targeted (LiveTable): what is drawn must still be exactly right."""
+    app, adapter = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, adapter, pilot)
+        table = app.current_view.table
+        await wait_for(pilot, lambda: " 42m " in _line_of(table, "web"), what="table drawn")
+        before = rendered_text(table)
+        web = demo_instances()[0]
+        adapter.emit(InstanceChanged(stopped(web)))
+        await wait_for(pilot, lambda: "exited (137)" in _line_of(table, "web"), what="web drawn as exited")
+        after = rendered_text(table)
+        changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
+        assert len(changed) == 1 and " web " in changed[0][1]
+        # A longer text widens its column.
+        adapter.emit(InstanceChanged(replace(demo_instances()[1], image="registry.example.com/shop/api:2026-11-22")))
+        await wait_for(pilot, lambda: "registry.example.com/shop/api:2026-11-22" in _line_of(table, "api"))
+
+
+def _line_of(table, service: str) -> str:
+    return next((line for line in rendered_text(table).splitlines() if f" {service} " in line), "")
+
+
+async def test_uptimes_follow_the_clock_without_any_event():
+    now = [FIXED_NOW]
+    adapter = ScriptedAdapter()
+    app = FerrymanApp(Hub([adapter]), clock=lambda: now[0])
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, adapter, pilot)
+        table = app.current_view.table
+        await wait_for(pilot, lambda: " 42m " in _line_of(table, "web"), what="uptime drawn")
+        now[0] = FIXED_NOW + timedelta(hours=2)
+        app.current_view.refresh_ticking()
+        await wait_for(pilot, lambda: " 2h42m " in _line_of(table, "web"), what="uptime redrawn")

@@ -41,3 +41,11 @@ def send_key(app, key: str) -> None:  # noqa: ANN001
     event = key_event(key)
     event.set_sender(app)
     app._driver.send_message(event)
+
+
+def rendered_text(widget) -> str:  # noqa: ANN001
+    """What the widget draws right now, as plain text lines (what a person reads)."""
+    from textual.geometry import Region
+
+    width, height = widget.size
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))

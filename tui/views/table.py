@@ -22,6 +22,7 @@ from backends.filtering import RowFilter, parse_filter
 from backends.rows import Cell, Tone
 from backends.store import Change, Store
 from tui.views.kinds import ResourceKind
+from tui.widgets.live_table import LiveTable
 
 TONE_STYLE: dict[Tone, str] = {
     "normal": "",
@@ -34,6 +35,8 @@ TONE_STYLE: dict[Tone, str] = {
 
 # Deltas arriving within this window are applied in one batch (one repaint).
 FLUSH_DELAY = 1 / 60
+
+CellUpdates = dict[str, dict[str, Cell]]  # row key -> column key -> new cell
 
 
 def _plain_lower(values: Any) -> tuple[str, ...]:
@@ -76,15 +79,15 @@ class ResourceView(Vertical):
     # ---- building ----------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(cursor_type="row", zebra_stripes=False)
+        table = LiveTable(cursor_type="row", zebra_stripes=False)
         for column in self.kind.columns:
             table.add_column(column.title, key=column.key)
         yield table
         yield Static("", classes="empty", markup=False)
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one(DataTable)
+    def table(self) -> LiveTable:
+        return self.query_one(LiveTable)
 
     def on_mount(self) -> None:
         self._pending.update(self.kind.select(self.store, self.scope))
@@ -114,6 +117,7 @@ class ResourceView(Vertical):
         selected = self.selected_key  # before the batch: that row keeps the cursor
         now = self.app.clock()
         added = False
+        updates: CellUpdates = {}
         with self.app.batch_update():
             for key in removed:
                 self._objects.pop(key, None)
@@ -122,9 +126,10 @@ class ResourceView(Vertical):
                 self._objects[key] = obj
                 cells = self.kind.render(obj, now)
                 if self._visible(obj, cells):
-                    added |= self._show(table, key, cells)
+                    added |= self._show(table, key, cells, updates)
                 else:
                     self._hide(table, key)
+            self._apply_updates(table, updates)
             if added:
                 self._sort(table, selected)
         self._update_empty()
@@ -134,25 +139,32 @@ class ResourceView(Vertical):
             return True
         return self.row_filter.matches([c.text for c in cells], self.kind.labels(self.store, obj))
 
-    def _show(self, table: DataTable, key: str, cells: tuple[Cell, ...]) -> bool:
-        """Add or update a row; True when a row was added (the order must be restored)."""
+    def _show(self, table: DataTable, key: str, cells: tuple[Cell, ...], updates: CellUpdates) -> bool:
+        """Add a row, or note its changed cells in `updates`; True when a row was added
+        (the order must be restored)."""
         old = self._cells.get(key)
         self._cells[key] = cells
         if old is None:
             table.add_row(*(cell_text(c) for c in cells), key=key)
             return True
-        for column, before, after in zip(self.kind.columns, old, cells, strict=True):
-            if before != after:
-                self._set_cell(table, key, column.key, after)
+        self._diff_cells(key, old, cells, updates)
         return False
 
-    def _set_cell(self, table: DataTable, key: str, column_key: str, cell: Cell) -> None:
-        # Widening a column re-measures it; only pay for that when the text got longer.
-        widen = len(cell.text) > table.columns[ColumnKey(column_key)].content_width
-        try:
-            table.update_cell(key, column_key, cell_text(cell), update_width=widen)
-        except CellDoesNotExist:
-            pass
+    def _diff_cells(self, key: str, old: tuple[Cell, ...], new: tuple[Cell, ...], updates: CellUpdates) -> None:
+        for column, before, after in zip(self.kind.columns, old, new, strict=True):
+            if before != after:
+                updates.setdefault(key, {})[column.key] = after
+
+    def _apply_updates(self, table: LiveTable, updates: CellUpdates) -> None:
+        """One repaint of just the changed rows; a longer text widens its column (rare)."""
+        narrow: dict[str, dict[str, Text]] = {}
+        for key, cells in updates.items():
+            for column_key, cell in cells.items():
+                if len(cell.text) > table.columns[ColumnKey(column_key)].content_width:
+                    table.update_cell(key, column_key, cell_text(cell), update_width=True)
+                else:
+                    narrow.setdefault(key, {})[column_key] = cell_text(cell)
+        table.set_cells(narrow)
 
     def _hide(self, table: DataTable, key: str) -> None:
         if self._cells.pop(key, None) is not None:
@@ -165,19 +177,18 @@ class ResourceView(Vertical):
             table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     def refresh_ticking(self) -> None:
-        """Re-render clock-driven cells (uptime) of shown rows; only changed cells repaint."""
-        ticking = [(i, c.key) for i, c in enumerate(self.kind.columns) if c.ticks]
-        if not ticking or not self._cells:
+        """Re-render clock-driven cells (uptime) of shown rows; only changed rows repaint."""
+        if not self._cells or not any(c.ticks for c in self.kind.columns):
             return
         table = self.table
         now = self.app.clock()
+        updates: CellUpdates = {}
+        for key, old in list(self._cells.items()):
+            fresh = self.kind.render(self._objects[key], now)
+            self._diff_cells(key, old, fresh, updates)
+            self._cells[key] = fresh
         with self.app.batch_update():
-            for key, old in list(self._cells.items()):
-                fresh = self.kind.render(self._objects[key], now)
-                for index, column_key in ticking:
-                    if fresh[index] != old[index]:
-                        self._set_cell(table, key, column_key, fresh[index])
-                self._cells[key] = fresh
+            self._apply_updates(table, updates)
 
     # ---- filtering ---------------------------------------------------------------------
 
