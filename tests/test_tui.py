@@ -348,3 +348,18 @@ async def test_uptimes_follow_the_clock_without_any_event():
         now[0] = FIXED_NOW + timedelta(hours=2)
         app.current_view.refresh_ticking()
         await wait_for(pilot, lambda: " 2h42m " in _line_of(table, "web"), what="uptime redrawn")
+
+
+async def test_a_resync_that_drops_many_rows_keeps_the_right_rows_and_the_cursor():
+    many = [make_instance(f"p{n:03d}", "svc") for n in range(300)]
+    app, adapter = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        adapter.emit(adapter.connected(), Snapshot(Source.COMPOSE, tuple(many)))
+        await wait_for(pilot, lambda: app.current_view and app.current_view.table.row_count == 300)
+        select(app, "compose/p250/svc")
+        kept = tuple(i for i in many if int(i.workload.group[1:]) >= 200)  # drops 200 rows at once
+        adapter.emit(Snapshot(Source.COMPOSE, kept))
+        await wait_for(pilot, lambda: app.current_view.table.row_count == 100, what="200 rows gone")
+        view = app.current_view
+        assert view.shown_keys == [f"compose/p{n:03d}/svc" for n in range(200, 300)]
+        assert view.selected_key == "compose/p250/svc"

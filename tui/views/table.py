@@ -38,6 +38,9 @@ FLUSH_DELAY = 1 / 60
 
 CellUpdates = dict[str, dict[str, Cell]]  # row key -> column key -> new cell
 
+# More removals than this in one batch: rebuild the table instead of removing rows.
+REBUILD_OVER = 100
+
 
 def _plain_lower(values: Any) -> tuple[str, ...]:
     values = values if isinstance(values, tuple) else (values,)
@@ -109,7 +112,7 @@ class ResourceView(Vertical):
             self._flush_scheduled = True
             self.set_timer(FLUSH_DELAY, self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, rebuild: bool = False) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
         removed, self._pending_removed = self._pending_removed, set()
@@ -118,6 +121,13 @@ class ResourceView(Vertical):
         now = self.app.clock()
         added = False
         updates: CellUpdates = {}
+        if rebuild or len(removed & self._cells.keys()) > REBUILD_OVER:
+            # remove_row is O(rows) each (Textual #5273): many at once cost a rebuild less.
+            for key in removed:
+                self._objects.pop(key, None)
+            self._objects.update(pending)
+            self._rebuild(table, selected, now)
+            return
         with self.app.batch_update():
             for key in removed:
                 self._objects.pop(key, None)
@@ -132,6 +142,24 @@ class ResourceView(Vertical):
             self._apply_updates(table, updates)
             if added:
                 self._sort(table, selected)
+        self._update_empty()
+
+    def _rebuild(self, table: LiveTable, selected: str | None, now: Any) -> None:
+        """Refill the table from `_objects` in one pass; the cursor stays on its row if it
+        is still shown, else at the same height."""
+        row = table.cursor_row
+        with self.app.batch_update():
+            table.clear()
+            self._cells = {}
+            for key, obj in self._objects.items():
+                cells = self.kind.render(obj, now)
+                if self._visible(obj, cells):
+                    self._cells[key] = cells
+                    table.add_row(*(cell_text(c) for c in cells), key=key)
+            table.sort(*self.kind.sort_columns, key=_plain_lower)
+            if selected in self._cells:
+                row = table.get_row_index(selected)
+            table.move_cursor(row=min(row, max(table.row_count - 1, 0)), animate=False)
         self._update_empty()
 
     def _visible(self, obj: Any, cells: tuple[Cell, ...]) -> bool:
@@ -194,9 +222,11 @@ class ResourceView(Vertical):
 
     def set_filter(self, text: str) -> RowFilter:
         """Apply a `/` filter: rows that stop matching leave, rows that match come back."""
+        if text == self.row_filter.text:
+            return self.row_filter
         self.row_filter = parse_filter(text)
         self._pending.update(self._objects)
-        self._flush()
+        self._flush(rebuild=True)
         return self.row_filter
 
     # ---- selection ---------------------------------------------------------------------
