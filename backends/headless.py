@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from backends.compose import ComposeAdapter
+from backends.adapter import Adapter
 from backends.config import Config
 from backends.hub import Hub
 from backends.model import ConnState, Instance, Port, Snapshot, Source, SourceStatus, Workload
@@ -19,7 +19,12 @@ from backends.rows import WORKLOAD_COLUMNS, render_table, utcnow, workload_row
 
 
 def build_hub(config: Config) -> Hub:
-    return Hub([ComposeAdapter(host=config.docker.host)])
+    def compose() -> Adapter:
+        from backends.compose import ComposeAdapter  # the docker SDK loads here, in the hub's thread
+
+        return ComposeAdapter(host=config.docker.host)
+
+    return Hub(factories=[compose])
 
 
 @dataclass
@@ -40,6 +45,7 @@ class StatusReport:
 async def collect_status(config: Config, *, timeout: float = 10.0, hub: Hub | None = None) -> StatusReport:
     """Wait for every source's first snapshot, or its first failure, or the timeout."""
     hub = hub or build_hub(config)
+    await hub.start_adapters()
     report = StatusReport(hub)
 
     async def first_answer(source: Source) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from backends.adapter import Action, ActionError, Adapter
 from backends.model import Instance, Source
@@ -13,13 +13,28 @@ from backends.store import Store
 log = logging.getLogger(__name__)
 
 
+AdapterFactory = Callable[[], Adapter]
+
+
 class Hub:
-    def __init__(self, adapters: Sequence[Adapter]) -> None:
+    """Adapters and the store they feed. Adapters may be given built, or as factories
+    that are called in a thread when the hub starts: building one imports its SDK
+    (docker alone is ~90 ms), which has no business delaying the UI's first frame."""
+
+    def __init__(self, adapters: Sequence[Adapter] = (), *, factories: Sequence[AdapterFactory] = ()) -> None:
         self.store = Store()
         self.adapters: dict[Source, Adapter] = {a.source: a for a in adapters}
+        self._factories = list(factories)
+
+    async def start_adapters(self) -> None:
+        """Build the adapters given as factories, off the event loop."""
+        while self._factories:
+            adapter = await asyncio.to_thread(self._factories.pop(0))
+            self.adapters[adapter.source] = adapter
 
     async def run(self) -> None:
         """Pump every adapter's events into the store until cancelled."""
+        await self.start_adapters()
         try:
             await asyncio.gather(*(self._pump(a) for a in self.adapters.values()))
         finally:
@@ -42,7 +57,7 @@ class Hub:
         for source, group in by_source.items():
             adapter = self.adapters.get(source)
             if adapter is None or not adapter.supports(action):
-                raise ActionError(f"{action} is not available for {source} objects")
+                raise ActionError(f"{action} is not available for {source} objects (not connected yet?)")
             await adapter.perform(action, group)
 
     def shell_command(self, instance: Instance) -> list[str]:

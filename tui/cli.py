@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from backends.config import Config, ConfigError, load_config
-from backends.headless import collect_status, status_json, status_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_status(config: Config, *, as_json: bool, timeout: float) -> int:
+    from backends.headless import collect_status, status_json, status_table
+
     report = asyncio.run(collect_status(config, timeout=timeout))
     print(status_json(report) if as_json else status_table(report))
     for problem in report.problems:
