@@ -859,7 +859,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._port = server.port
 
     async def stop(self) -> None:
-        """Take the server down: open streams end, connections close, the port is freed."""
+        """Take the server down: open streams end, connections close, the port is freed.
+
+        A stream that starts while the server shuts down (a client re-watching at once on a
+        kept-alive connection) ends at once too: see `_stopping`. Otherwise aiohttp would
+        wait its 60 s shutdown timeout for it."""
         self._end_streams()
         server, self._server = self._server, None
         if server is not None:
@@ -2175,6 +2179,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         # Subscribing happens in the same synchronous step as the snapshot: no change is lost.
         if expired is None:
             self._watchers.add(watcher)
+            if self._stopping:
+                watcher.queue.put_nowait(_END)
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         try:
@@ -2308,6 +2314,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                                         content_type="text/plain", charset="utf-8")
         follower = _LogFollower(namespace, name, container)
         self._followers.add(follower)
+        if self._stopping:
+            follower.queue.put_nowait(_END)
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain; charset=utf-8"})
         response.enable_chunked_encoding()
         sent = 0
@@ -2353,6 +2361,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise ApiError(400, "Upgrade request required (port-forward needs a websocket)")
         session = _PortForwardSession(namespace, name, ports)
         self._pf_sessions.add(session)
+        if self._stopping:
+            session.stop.set()
         writers: list[asyncio.StreamWriter | None] = []
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -2425,6 +2435,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     await writer.drain()
 
     # ---------------------------------------------------------------- internals
+
+    @property
+    def _stopping(self) -> bool:
+        """A request is being served while `stop()` takes the server down (or after)."""
+        return self._server is None
 
     def _end_streams(self) -> None:
         for watcher in self._watchers:
