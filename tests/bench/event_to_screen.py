@@ -176,11 +176,11 @@ class Instruments:
         original = self._original_flush
         instruments = self
 
-        def flush(view: ResourceView) -> None:
+        def flush(view: ResourceView, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - pass-through
             exp = instruments.expect
             before = view._cells.get(exp.key) if exp else None
             t = time.perf_counter()
-            original(view)
+            original(view, *args, **kwargs)
             instruments.flush_calls += 1
             instruments.flush_seconds += time.perf_counter() - t
             if exp is None or exp.flush_ns is not None or view is not view.app.current_view:

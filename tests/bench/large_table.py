@@ -285,9 +285,9 @@ async def run_ferryman(view: str, args: argparse.Namespace, instances: list[Inst
     flush_state = {"full_at": None, "seconds": 0.0, "calls": 0}
     original_flush = ResourceView._flush
 
-    def flush(self: ResourceView) -> None:
+    def flush(self: ResourceView, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - pass-through
         t = time.perf_counter()
-        original_flush(self)
+        original_flush(self, *args, **kwargs)
         flush_state["seconds"] += time.perf_counter() - t
         flush_state["calls"] += 1
         if flush_state["full_at"] is None and self.table.row_count == expected_rows:
