@@ -112,30 +112,34 @@ class ResourceView(Vertical):
             self._flush_scheduled = True
             self.set_timer(FLUSH_DELAY, self._flush)
 
-    def _flush(self, rebuild: bool = False) -> None:
+    def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
         removed, self._pending_removed = self._pending_removed, set()
         table = self.table
         selected = self.selected_key  # before the batch: that row keeps the cursor
         now = self.app.clock()
+        for key in removed:
+            self._objects.pop(key, None)
+        rendered: dict[str, tuple[tuple[Cell, ...], bool]] = {}
+        for key, obj in pending.items():
+            self._objects[key] = obj
+            cells = self.kind.render(obj, now)
+            rendered[key] = (cells, self._visible(obj, cells))
+        leaving = len(removed & self._cells.keys()) + sum(
+            1 for key, (_cells, visible) in rendered.items() if not visible and key in self._cells
+        )
+        if leaving > REBUILD_OVER:
+            # remove_row is O(rows) each (Textual #5273): many at once cost a rebuild less.
+            self._rebuild(table, selected, rendered)
+            return
         added = False
         updates: CellUpdates = {}
-        if rebuild or len(removed & self._cells.keys()) > REBUILD_OVER:
-            # remove_row is O(rows) each (Textual #5273): many at once cost a rebuild less.
-            for key in removed:
-                self._objects.pop(key, None)
-            self._objects.update(pending)
-            self._rebuild(table, selected, now)
-            return
         with self.app.batch_update():
             for key in removed:
-                self._objects.pop(key, None)
                 self._hide(table, key)
-            for key, obj in pending.items():
-                self._objects[key] = obj
-                cells = self.kind.render(obj, now)
-                if self._visible(obj, cells):
+            for key, (cells, visible) in rendered.items():
+                if visible:
                     added |= self._show(table, key, cells, updates)
                 else:
                     self._hide(table, key)
@@ -144,20 +148,22 @@ class ResourceView(Vertical):
                 self._sort(table, selected)
         self._update_empty()
 
-    def _rebuild(self, table: LiveTable, selected: str | None, now: Any) -> None:
-        """Refill the table from `_objects` in one pass; the cursor stays on its row if it
-        is still shown, else at the same height."""
+    def _rebuild(
+        self, table: LiveTable, selected: str | None, rendered: dict[str, tuple[tuple[Cell, ...], bool]]
+    ) -> None:
+        """Refill the table in one pass: the rows still shown and not re-rendered, plus the
+        re-rendered ones that are visible. The cursor stays on its row if that is still
+        shown, else at the same height."""
+        rows = {k: c for k, c in self._cells.items() if k in self._objects and k not in rendered}
+        rows.update((k, cells) for k, (cells, visible) in rendered.items() if visible)
         row = table.cursor_row
         with self.app.batch_update():
             table.clear()
-            self._cells = {}
-            for key, obj in self._objects.items():
-                cells = self.kind.render(obj, now)
-                if self._visible(obj, cells):
-                    self._cells[key] = cells
-                    table.add_row(*(cell_text(c) for c in cells), key=key)
+            self._cells = rows
+            for key, cells in rows.items():
+                table.add_row(*(cell_text(c) for c in cells), key=key)
             table.sort(*self.kind.sort_columns, key=_plain_lower)
-            if selected in self._cells:
+            if selected in rows:
                 row = table.get_row_index(selected)
             table.move_cursor(row=min(row, max(table.row_count - 1, 0)), animate=False)
         self._update_empty()
@@ -226,7 +232,7 @@ class ResourceView(Vertical):
             return self.row_filter
         self.row_filter = parse_filter(text)
         self._pending.update(self._objects)
-        self._flush(rebuild=True)
+        self._flush()
         return self.row_filter
 
     # ---- selection ---------------------------------------------------------------------
