@@ -10,7 +10,7 @@ lost. Actions are coroutines; blocking SDK calls run in threads, never on the lo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from enum import StrEnum
 
 from backends.model import AdapterEvent, Instance, Source
@@ -58,3 +58,11 @@ class Adapter(ABC):
 
     async def close(self) -> None:
         """Release connections; the default has nothing to release."""
+
+
+def backoff_delays(minimum: float, maximum: float) -> Iterator[float]:
+    """Reconnect delays: minimum, 2×minimum, … capped at maximum, forever."""
+    delay = minimum
+    while True:
+        yield delay
+        delay = min(delay * 2, maximum)

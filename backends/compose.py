@@ -26,7 +26,7 @@ import requests
 import urllib3.exceptions
 from docker.types.daemon import CancellableStream
 
-from backends.adapter import Action, ActionError, Adapter
+from backends.adapter import Action, ActionError, Adapter, backoff_delays
 from backends.model import (
     AdapterEvent,
     ConnState,
@@ -291,17 +291,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         inner = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
         todo.extend(e for e in inner if isinstance(e, BaseException))
-
-
-# ---- back-off (pure) --------------------------------------------------------------------
-
-
-def backoff_delays(minimum: float, maximum: float) -> Iterator[float]:
-    """minimum, 2×minimum, … capped at maximum, forever."""
-    delay = minimum
-    while True:
-        yield delay
-        delay = min(delay * 2, maximum)
 
 
 # ---- threads -----------------------------------------------------------------------------

@@ -80,7 +80,7 @@ import kr8s
 import kr8s.asyncio
 import yaml
 
-from backends.adapter import Action, ActionError, Adapter
+from backends.adapter import Action, ActionError, Adapter, backoff_delays
 from backends.model import (
     AdapterEvent,
     ConnState,
@@ -571,14 +571,6 @@ def denial_message(denied: Mapping[WatchedKind, str], namespace: str | None) -> 
 
 
 # ---- back-off (pure) -------------------------------------------------------------------------------
-
-
-def backoff_delays(minimum: float, maximum: float) -> Iterator[float]:
-    """minimum, 2×minimum, … capped at maximum, forever."""
-    delay = minimum
-    while True:
-        yield delay
-        delay = min(delay * 2, maximum)
 
 
 # ---- what a session's watch tasks tell the stream --------------------------------------------------

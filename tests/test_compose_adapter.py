@@ -14,7 +14,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from backends.compose import (
     parse_docker_time,
 )
 from backends.model import (
-    AdapterEvent,
     ConnState,
     Health,
     Instance,
@@ -47,7 +45,7 @@ from backends.model import (
     SourceStatus,
     WorkloadKey,
 )
-from backends.store import Store
+from tests.support.feed import AdapterFeed
 from tests.support.dockerenv import TEST_IMAGE, httpd_service, sleeper_service
 from tests.support.private_dockerd import PrivateDockerd
 
@@ -56,55 +54,14 @@ DEADLINE = 20.0
 # ---- helpers --------------------------------------------------------------------------
 
 
-class Feed:
-    """Runs an adapter's stream into a Store in a background task, keeping every raw
-    event too, and waits on conditions over what arrived."""
-
-    def __init__(self, adapter: ComposeAdapter) -> None:
-        self.adapter = adapter
-        self.store = Store()
-        self.events: list[AdapterEvent] = []
-        self._task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> Feed:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self._task
-        await self.adapter.close()
-
-    async def _run(self) -> None:
-        async for event in self.adapter.stream():
-            self.events.append(event)
-            self.store.apply(event)
-
-    async def until(self, predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self._task is not None
-            if self._task.done():
-                self._task.result()  # re-raises what killed the stream
-                pytest.fail(f"the stream ended while waiting for {what}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what}; status: {self.status}")
-            await asyncio.sleep(0.02)
-
-    @property
-    def status(self) -> SourceStatus | None:
-        return self.store.status.get(Source.COMPOSE)
+class Feed(AdapterFeed):
+    deadline = DEADLINE
 
     def project(self, name: str) -> list[Instance]:
         return [i for i in self.store.instances.values() if i.workload.group == name]
 
     def instance(self, container_id: str) -> Instance | None:
         return self.store.instances.get(f"{Source.COMPOSE}/{container_id}")
-
-    def statuses(self) -> list[SourceStatus]:
-        return [e for e in self.events if isinstance(e, SourceStatus)]
 
 
 def docker_cli(*args: str) -> str:

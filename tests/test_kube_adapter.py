@@ -7,9 +7,7 @@ never on fixed sleeps.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,20 +34,18 @@ from backends.kube import (
     spec_from_workload,
 )
 from backends.model import (
-    AdapterEvent,
     ConnState,
     Health,
     Instance,
     InstanceGone,
     Port,
     RunState,
-    Snapshot,
     Source,
     SourceStatus,
     WorkloadKey,
     WorkloadSpec,
 )
-from backends.store import Store
+from tests.support.feed import AdapterFeed
 from tests.support.kube_emulator import KubeEmulator
 
 DEADLINE = 10.0
@@ -361,56 +357,8 @@ def test_backoff_delays() -> None:
 # ---- live: helpers -------------------------------------------------------------------------------
 
 
-class Feed:
-    """Runs an adapter's stream into a Store in a background task, keeping every raw event,
-    and waits on conditions over what arrived."""
-
-    def __init__(self, adapter: KubeAdapter) -> None:
-        self.adapter = adapter
-        self.store = Store()
-        self.events: list[AdapterEvent] = []
-        self._task: asyncio.Task | None = None
-
-    async def __aenter__(self) -> Feed:
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self._task
-        await self.adapter.close()
-
-    async def _run(self) -> None:
-        async for event in self.adapter.stream():
-            self.events.append(event)
-            self.store.apply(event)
-
-    async def until(self, predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert self._task is not None
-            if self._task.done():
-                self._task.result()
-                pytest.fail(f"the stream ended while waiting for {what}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout}s waiting for {what}; status: {self.status}")
-            await asyncio.sleep(0.02)
-
-    async def synced(self, count: int = 1) -> None:
-        await self.until(lambda: len(self.snapshots) >= count, f"snapshot #{count}")
-
-    @property
-    def status(self) -> SourceStatus | None:
-        return self.store.status.get(Source.K3S)
-
-    @property
-    def snapshots(self) -> list[Snapshot]:
-        return [e for e in self.events if isinstance(e, Snapshot)]
-
-    def statuses(self) -> list[SourceStatus]:
-        return [e for e in self.events if isinstance(e, SourceStatus)]
+class Feed(AdapterFeed):
+    deadline = DEADLINE
 
     def pods(self) -> dict[str, Instance]:
         """Pod name -> instance; fails on two rows for one pod name."""

@@ -1320,9 +1320,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
                                reason="UnsupportedMediaType")
             candidate = strategic_merge_patch(base, patch)
         else:
-            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types "
-                                f"include: application/json-patch+json, application/merge-patch+json, "
-                                f"application/apply-patch+yaml", reason="UnsupportedMediaType")
+            raise ApiError(415, "the body of the request was in an unknown format - accepted media types "
+                                "include: application/json-patch+json, application/merge-patch+json, "
+                                "application/apply-patch+yaml", reason="UnsupportedMediaType")
         if not isinstance(candidate, dict):
             raise ApiError(422, "the patched object is not a JSON object")
         wanted_rv = (candidate.get("metadata") or {}).get("resourceVersion")
@@ -1972,7 +1972,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         query = raw.query
         if isinstance(target, str):
             if method != "GET":
-                raise ApiError(405, f"the server does not allow this method on the requested resource")
+                raise ApiError(405, "the server does not allow this method on the requested resource")
             return self._discovery(target, path)
         if target is None:
             raise _no_such_path()
