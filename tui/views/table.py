@@ -194,10 +194,11 @@ class ResourceView(Vertical):
         narrow: dict[str, dict[str, Text]] = {}
         for key, cells in updates.items():
             for column_key, cell in cells.items():
-                if len(cell.text) > table.columns[ColumnKey(column_key)].content_width:
-                    table.update_cell(key, column_key, cell_text(cell), update_width=True)
+                text = cell_text(cell)
+                if text.cell_len > table.columns[ColumnKey(column_key)].content_width:
+                    table.update_cell(key, column_key, text, update_width=True)
                 else:
-                    narrow.setdefault(key, {})[column_key] = cell_text(cell)
+                    narrow.setdefault(key, {})[column_key] = text
         table.set_cells(narrow)
 
     def _hide(self, table: DataTable, key: str) -> None:
