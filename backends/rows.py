@@ -6,7 +6,7 @@ Shared by the TUI (which maps tones to colors) and the headless `ferryman status
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
@@ -152,9 +152,6 @@ def instance_row(i: Instance, now: datetime) -> tuple[Cell, ...]:
         exit_cell,
         Cell(i.short_id, "muted"),
     )
-
-
-RowRenderer = Callable[[object, datetime], tuple[Cell, ...]]
 
 
 def utcnow() -> datetime:

@@ -89,27 +89,20 @@ class Store:
             case InstanceGone():
                 self._drop(event.key, change, touched)
             case SpecChanged(spec=spec):
-                if self.specs.get(spec.id) != spec:
-                    self.specs[spec.id] = spec
-                    touched.add(spec.key)
+                self._put_spec(spec, touched)
             case SpecGone(key=key):
-                if self.specs.pop(key.id, None) is not None:
-                    touched.add(key)
+                self._drop_spec(key, touched)
             case Snapshot(source=source, instances=fresh, specs=fresh_specs):
                 seen = {inst.key for inst in fresh}
                 for key in [k for k, i in self.instances.items() if i.source == source and k not in seen]:
                     self._drop(key, change, touched)
                 for inst in fresh:
                     self._put(inst, change, touched)
-                declared = {spec.id: spec for spec in fresh_specs}
-                for wid, spec in list(self.specs.items()):
-                    if spec.key.source == source and declared.get(wid) != spec:
-                        del self.specs[wid]
-                        touched.add(spec.key)
-                for wid, spec in declared.items():
-                    if wid not in self.specs:
-                        self.specs[wid] = spec
-                        touched.add(spec.key)
+                declared = {spec.id for spec in fresh_specs}
+                for spec in [s for s in self.specs.values() if s.key.source == source and s.id not in declared]:
+                    self._drop_spec(spec.key, touched)
+                for spec in fresh_specs:
+                    self._put_spec(spec, touched)
         for wkey in touched:
             self._reaggregate(wkey, change)
         if change:
@@ -141,6 +134,15 @@ class Store:
         change.instances.pop(key, None)
         change.instances_removed.add(key)
         touched.add(old.workload)
+
+    def _put_spec(self, spec: WorkloadSpec, touched: set[WorkloadKey]) -> None:
+        if self.specs.get(spec.id) != spec:
+            self.specs[spec.id] = spec
+            touched.add(spec.key)
+
+    def _drop_spec(self, key: WorkloadKey, touched: set[WorkloadKey]) -> None:
+        if self.specs.pop(key.id, None) is not None:
+            touched.add(key)
 
     def _reaggregate(self, wkey: WorkloadKey, change: Change) -> None:
         members = self._members.get(wkey.id)
