@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
-from backends.model import AdapterEvent, Instance, Source
+from backends.model import (
+    AdapterEvent,
+    ClusterEvent,
+    Instance,
+    KubeService,
+    Namespace,
+    Source,
+    WorkloadKey,
+    WorkloadSpec,
+)
 
 
 class Action(StrEnum):
@@ -22,10 +32,45 @@ class Action(StrEnum):
     RESTART = "restart"
     STOP = "stop"
     START = "start"
+    DELETE = "delete"
+    # On a workload as a whole (a Deployment/StatefulSet), not on its instances.
+    SCALE = "scale"
+    ROLLOUT_RESTART = "rollout restart"
 
 
 # Actions that change the world; `--readonly` hides them all.
-MUTATING_ACTIONS = frozenset({Action.RESTART, Action.STOP, Action.START})
+MUTATING_ACTIONS = frozenset(Action)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Names one object for YAML/describe: ("Pod", namespace, name), ("Deployment", …),
+    ("container", project, container id)."""
+
+    source: Source
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+def ref_of(obj: object) -> ObjectRef | None:
+    """What `y`/`d` show for a row's object; None for rows that are no object."""
+    match obj:
+        case Instance(source=Source.COMPOSE):
+            return ObjectRef(Source.COMPOSE, "container", obj.workload.group, obj.id)
+        case Instance():
+            return ObjectRef(Source.K3S, "Pod", obj.workload.group, obj.name)
+        case WorkloadSpec():
+            return ObjectRef(Source.K3S, obj.kind, obj.key.group, obj.key.name)
+        case KubeService() | ClusterEvent():
+            return ObjectRef(Source.K3S, obj.kind, obj.namespace, obj.name)
+        case Namespace() if obj.phase:
+            return ObjectRef(Source.K3S, "Namespace", None, obj.name)
+    return None
 
 
 class ActionError(Exception):
@@ -55,6 +100,20 @@ class Adapter(ABC):
     def shell_command(self, instance: Instance) -> list[str]:
         """The argv that opens an interactive shell in `instance` (run by the UI,
         which suspends itself around it)."""
+
+    async def scale(self, workload: WorkloadKey, replicas: int) -> None:
+        raise ActionError(f"scaling is not available for {self.source} workloads")
+
+    async def rollout_restart(self, workload: WorkloadKey) -> None:
+        raise ActionError(f"rollout restart is not available for {self.source} workloads")
+
+    async def manifest(self, ref: ObjectRef) -> str:
+        """The object as YAML (a container's inspect, a Kubernetes object's manifest)."""
+        raise ActionError(f"no YAML for {ref}")
+
+    async def describe(self, ref: ObjectRef) -> str:
+        """The object as a person reads it (kubectl describe, a container's essentials)."""
+        raise ActionError(f"no description for {ref}")
 
     async def close(self) -> None:
         """Release connections; the default has nothing to release."""

@@ -24,9 +24,11 @@ import docker
 import docker.errors
 import requests
 import urllib3.exceptions
+import yaml
 from docker.types.daemon import CancellableStream
 
-from backends.adapter import Action, ActionError, Adapter, backoff_delays
+from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
+from backends.describe import describe_container
 from backends.model import (
     AdapterEvent,
     ConnState,
@@ -567,6 +569,25 @@ class ComposeAdapter(Adapter):
         if self._from_env:
             return docker.DockerClient.from_env(timeout=self._api_timeout)
         return docker.DockerClient(base_url=self._endpoint, timeout=self._api_timeout)
+
+    async def manifest(self, ref: ObjectRef) -> str:
+        """`docker inspect` of the container, as YAML."""
+        return yaml.safe_dump(await self._inspect(ref), sort_keys=False, allow_unicode=True)
+
+    async def describe(self, ref: ObjectRef) -> str:
+        return describe_container(await self._inspect(ref))
+
+    async def _inspect(self, ref: ObjectRef) -> dict:
+        client = await self._client_for_actions()
+        try:
+            attrs = await asyncio.to_thread(_inspect_or_none, client, ref.name)
+        except docker.errors.APIError as exc:
+            raise ActionError(f"inspect {ref.name}: {exc.explanation or exc}") from exc
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise ActionError(f"inspect {ref.name}: {describe_docker_error(self._endpoint, exc)}") from exc
+        if attrs is None:
+            raise ActionError(f"container {ref.name} no longer exists")
+        return attrs
 
     def shell_command(self, instance: Instance) -> list[str]:
         # A fixed script: nothing from names or labels reaches a shell.

@@ -47,10 +47,33 @@ class UiConfig(_Section):
     uptime_refresh_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
 
 
+class KubernetesConfig(_Section):
+    enabled: bool = True
+    # None: $KUBECONFIG, else ~/.kube/config (the adapter resolves it).
+    kubeconfig: NonEmptyStr | None = None
+    # None: the kubeconfig's current-context.
+    context: NonEmptyStr | None = None
+    # None: all namespaces.
+    namespace: NonEmptyStr | None = None
+
+
+class PairConfig(_Section):
+    # "[project/]service" and "[namespace/]name" (a Deployment or StatefulSet).
+    compose: NonEmptyStr
+    k3s: NonEmptyStr
+
+
+class HybridConfig(_Section):
+    match_by_name: bool = True
+    pairs: list[PairConfig] = Field(default_factory=list)
+
+
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
     docker: DockerConfig = DockerConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    hybrid: HybridConfig = HybridConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)

@@ -14,17 +14,32 @@ from datetime import datetime
 from backends.adapter import Adapter
 from backends.config import Config
 from backends.hub import Hub
-from backends.model import ConnState, Instance, Port, Snapshot, Source, SourceStatus, Workload
-from backends.rows import WORKLOAD_COLUMNS, render_table, utcnow, workload_row
+from backends.model import ConnState, Instance, LogicalService, Port, Snapshot, Source, SourceStatus, Workload
+from backends.pairing import Naming, naming_from
+from backends.store import Store
+from backends.rows import SERVICE_COLUMNS, render_table, service_row, utcnow
 
 
 def build_hub(config: Config) -> Hub:
+    """The hub for `config`; each SDK loads in the hub's thread, not before the first frame."""
+
     def compose() -> Adapter:
-        from backends.compose import ComposeAdapter  # the docker SDK loads here, in the hub's thread
+        from backends.compose import ComposeAdapter
 
         return ComposeAdapter(host=config.docker.host)
 
-    return Hub(factories=[compose])
+    def kube() -> Adapter:
+        from backends.kube import KubeAdapter
+
+        k8s = config.kubernetes
+        return KubeAdapter(kubeconfig=k8s.kubeconfig, context=k8s.context, namespace=k8s.namespace)
+
+    factories = [compose, kube] if config.kubernetes.enabled else [compose]
+    return Hub(factories=factories, naming=naming_of(config))
+
+
+def naming_of(config: Config) -> Naming:
+    return naming_from([(p.compose, p.k3s) for p in config.hybrid.pairs], by_name=config.hybrid.match_by_name)
 
 
 @dataclass
@@ -34,8 +49,8 @@ class StatusReport:
     taken_at: datetime = field(default_factory=utcnow)
 
     @property
-    def workloads(self) -> list[Workload]:
-        return sorted(self.hub.store.workloads.values(), key=lambda w: w.key)
+    def services(self) -> list[LogicalService]:
+        return sorted(self.hub.store.services.values(), key=lambda s: (s.name, s.id))
 
     @property
     def statuses(self) -> list[SourceStatus]:
@@ -57,23 +72,44 @@ async def collect_status(config: Config, *, timeout: float = 10.0, hub: Hub | No
             if isinstance(event, SourceStatus) and event.state == ConnState.UNREACHABLE:
                 report.problems.append(event.message or f"{source}: unreachable at {adapter.endpoint}")
                 return
+            if isinstance(event, SourceStatus) and event.state == ConnState.ABSENT:
+                return  # not configured: nothing to report on, and nothing wrong
 
-    for source, adapter in hub.adapters.items():
+    async def ask(source: Source, adapter: Adapter) -> None:
         try:
             await asyncio.wait_for(first_answer(source), timeout)
         except TimeoutError:
             report.problems.append(f"{source}: no answer from {adapter.endpoint} within {timeout:g}s")
         finally:
             await adapter.close()
+
+    # Both sides at once: a slow cluster must not add its wait to Docker's.
+    await asyncio.gather(*(ask(source, adapter) for source, adapter in hub.adapters.items()))
     report.taken_at = utcnow()
     return report
 
 
 def status_table(report: StatusReport) -> str:
-    rows = [workload_row(w, report.taken_at) for w in report.workloads]
-    if not rows:
-        return "No workloads found."
-    return render_table(WORKLOAD_COLUMNS, rows)
+    lines = []
+    for status in report.statuses:
+        lines.append(f"{status.source}: {status_line(status)}")
+    rows = [service_row(s, report.taken_at) for s in report.services]
+    table = render_table(SERVICE_COLUMNS, rows) if rows else "No workloads found."
+    return "\n".join([*lines, "", table]) if lines else table
+
+
+def status_line(status: SourceStatus) -> str:
+    """One line per connection: where, which version, what is shown."""
+    if status.state == ConnState.ABSENT:
+        return "not configured" + (f" ({status.message.removeprefix('k3s: ')})" if status.message else "")
+    text = f"{status.state} {status.endpoint}"
+    if status.version:
+        text += f" ({status.version})"
+    if status.scope:
+        text += f", {status.scope}"
+    if status.message and status.state == ConnState.CONNECTED:
+        text += f" — {status.message}"
+    return text
 
 
 def _port(p: Port) -> dict:
@@ -86,6 +122,7 @@ def _time(t: datetime | None) -> str | None:
 
 def _instance(i: Instance) -> dict:
     return {
+        "source": str(i.source),
         "id": i.id,
         "name": i.name,
         "state": str(i.state),
@@ -96,6 +133,24 @@ def _instance(i: Instance) -> dict:
         "restarts": i.restarts,
         "exit_code": i.exit_code,
         "oom_killed": i.oom_killed,
+        "status": i.status_text,
+    }
+
+
+def _workload(w: Workload, store: Store) -> dict:
+    return {
+        "source": str(w.key.source),
+        "group": w.key.group,
+        "name": w.key.name,
+        "state": w.state,
+        "health": str(w.health),
+        "running": w.running,
+        "desired": w.desired,
+        "ports": [_port(p) for p in w.ports],
+        "image": w.image,
+        "started_at": _time(w.started_at),
+        "restarts": w.restarts,
+        "instances": [_instance(i) for i in store.instances_of(w.id)],
     }
 
 
@@ -105,25 +160,18 @@ def status_json(report: StatusReport) -> str:
         "taken_at": _time(report.taken_at),
         "sources": [
             {"source": str(s.source), "state": str(s.state), "endpoint": s.endpoint, "version": s.version,
-             "message": s.message}
+             "scope": s.scope, "message": s.message}
             for s in report.statuses
         ],
-        "workloads": [
+        "services": [
             {
-                "source": str(w.key.source),
-                "group": w.key.group,
-                "name": w.key.name,
-                "state": w.state,
-                "health": str(w.health),
-                "running": w.running,
-                "desired": w.desired,
-                "ports": [_port(p) for p in w.ports],
-                "image": w.image,
-                "started_at": _time(w.started_at),
-                "restarts": w.restarts,
-                "instances": [_instance(i) for i in store.instances_of(w.id)],
+                "name": s.name,
+                "location": s.location,
+                "health": str(s.health),
+                "compose": _workload(s.compose, store) if s.compose else None,
+                "k3s": _workload(s.k3s, store) if s.k3s else None,
             }
-            for w in report.workloads
+            for s in report.services
         ],
         "problems": report.problems,
     }

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
-from backends.adapter import Action, ActionError, Adapter
-from backends.model import Instance, Source
+from backends.adapter import Action, ActionError, Adapter, ObjectRef
+from backends.model import Instance, Source, WorkloadKey
+from backends.pairing import Naming
 from backends.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,11 @@ class Hub:
     that are called in a thread when the hub starts: building one imports its SDK
     (docker alone is ~90 ms), which has no business delaying the UI's first frame."""
 
-    def __init__(self, adapters: Sequence[Adapter] = (), *, factories: Sequence[AdapterFactory] = ()) -> None:
-        self.store = Store()
+    def __init__(
+        self, adapters: Sequence[Adapter] = (), *, factories: Sequence[AdapterFactory] = (),
+        naming: Naming | None = None,
+    ) -> None:
+        self.store = Store(naming)
         self.adapters: dict[Source, Adapter] = {a.source: a for a in adapters}
         self._factories = list(factories)
 
@@ -61,7 +66,66 @@ class Hub:
             await adapter.perform(action, group)
 
     def shell_command(self, instance: Instance) -> list[str]:
-        adapter = self.adapters.get(instance.source)
+        return self._adapter(instance.source, instance.name).shell_command(instance)
+
+    async def scale(self, workload: WorkloadKey, replicas: int) -> None:
+        await self._adapter(workload.source, str(workload)).scale(workload, replicas)
+
+    async def rollout_restart(self, workload: WorkloadKey) -> None:
+        await self._adapter(workload.source, str(workload)).rollout_restart(workload)
+
+    async def manifest(self, ref: ObjectRef) -> str:
+        return await self._adapter(ref.source, str(ref)).manifest(ref)
+
+    async def describe(self, ref: ObjectRef) -> str:
+        return await self._adapter(ref.source, str(ref)).describe(ref)
+
+    # ---- the Kubernetes connection's scope (context, namespace) ------------------------
+
+    @property
+    def kube(self) -> KubeScope | None:
+        adapter = self.adapters.get(Source.K3S)
+        return adapter if isinstance(adapter, KubeScope) else None
+
+    def _kube(self) -> KubeScope:
+        kube = self.kube
+        if kube is None:
+            raise ActionError("Kubernetes is not connected")
+        return kube
+
+    async def contexts(self) -> list[str]:
+        return await self._kube().contexts()
+
+    async def namespaces(self) -> list[str]:
+        return await self._kube().namespaces()
+
+    async def set_context(self, name: str) -> None:
+        await self._kube().set_context(name)
+
+    async def set_namespace(self, namespace: str | None) -> None:
+        await self._kube().set_namespace(namespace)
+
+    def _adapter(self, source: Source, what: str) -> Adapter:
+        adapter = self.adapters.get(source)
         if adapter is None:
-            raise ActionError(f"no {instance.source} connection for {instance.name}")
-        return adapter.shell_command(instance)
+            raise ActionError(f"no {source} connection for {what}")
+        return adapter
+
+
+@runtime_checkable
+class KubeScope(Protocol):
+    """What the UI may ask of the Kubernetes adapter beyond `Adapter` (no kr8s needed)."""
+
+    @property
+    def context(self) -> str | None: ...
+
+    @property
+    def namespace(self) -> str | None: ...
+
+    async def contexts(self) -> list[str]: ...
+
+    async def namespaces(self) -> list[str]: ...
+
+    async def set_context(self, name: str) -> None: ...
+
+    async def set_namespace(self, namespace: str | None) -> None: ...

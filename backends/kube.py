@@ -80,15 +80,23 @@ import kr8s
 import kr8s.asyncio
 import yaml
 
-from backends.adapter import Action, ActionError, Adapter, backoff_delays
+from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
+from backends.describe import describe_object
 from backends.model import (
     AdapterEvent,
+    ClusterEvent,
     ConnState,
     Health,
     Instance,
     InstanceChanged,
     InstanceGone,
+    KubeObject,
+    KubeService,
+    Namespace,
+    ObjectChanged,
+    ObjectGone,
     Port,
+    ServicePort,
     RunState,
     Snapshot,
     Source,
@@ -125,12 +133,20 @@ class WatchedKind:
     plural: str
     version: str  # as kr8s's call_api wants it: "v1" (core) or "apps/v1"
     kind: str
+    namespaced: bool = True
 
 
 PODS = WatchedKind("pods", "v1", "Pod")
 DEPLOYMENTS = WatchedKind("deployments", "apps/v1", "Deployment")
 STATEFULSETS = WatchedKind("statefulsets", "apps/v1", "StatefulSet")
-WATCHED = (PODS, DEPLOYMENTS, STATEFULSETS)
+SERVICES = WatchedKind("services", "v1", "Service")
+EVENTS = WatchedKind("events", "v1", "Event")
+# Cluster-wide even when one namespace is watched: it tells when that namespace goes.
+NAMESPACES = WatchedKind("namespaces", "v1", "Namespace", namespaced=False)
+WATCHED = (PODS, DEPLOYMENTS, STATEFULSETS, SERVICES, EVENTS, NAMESPACES)
+# Listing namespaces needs a cluster-wide grant that namespace-scoped users rarely have;
+# not seeing them costs only the `:ns` list, so it is not reported as a problem.
+_QUIET_DENIALS = frozenset({NAMESPACES})
 _WORKLOAD_KINDS = {k.kind: k for k in (DEPLOYMENTS, STATEFULSETS)}
 
 
@@ -381,6 +397,10 @@ def instance_from_pod(pod: Mapping[str, Any], now: datetime | None = None) -> In
         labels=tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items())),
         number=number,
         status_text=kubectl_status(pod),
+        containers_ready=sum(1 for cs in status.get("containerStatuses") or [] if cs.get("ready")),
+        containers_total=len(containers),
+        ip=str(status.get("podIP") or ""),
+        node=str(spec.get("nodeName") or ""),
     )
 
 
@@ -405,7 +425,93 @@ def spec_from_workload(obj: Mapping[str, Any], kind: str) -> WorkloadSpec:
         labels=tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items())),
         created_at=parse_kube_time(meta.get("creationTimestamp")),
         observed=generation is None or (isinstance(observed, int) and observed >= generation),
+        available=int(status.get("availableReplicas") or 0),
     )
+
+
+# ---- Service / Event / Namespace -> their rows (pure) -----------------------------------------------
+
+
+def _labels(meta: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()))
+
+
+def service_from(obj: Mapping[str, Any]) -> KubeService:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    external = [str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")]
+    external += [str(ip) for ip in spec.get("externalIPs") or []]
+    if spec.get("type") == "ExternalName" and spec.get("externalName"):
+        external.append(str(spec["externalName"]))
+    ports = tuple(
+        ServicePort(
+            name=str(p.get("name") or ""),
+            port=int(p.get("port") or 0),
+            target_port=str(p.get("targetPort") if p.get("targetPort") is not None else p.get("port") or ""),
+            protocol=str(p.get("protocol") or "TCP"),
+            node_port=p.get("nodePort") if isinstance(p.get("nodePort"), int) else None,
+        )
+        for p in spec.get("ports") or []
+    )
+    return KubeService(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        type=str(spec.get("type") or "ClusterIP"),
+        cluster_ip=str(spec.get("clusterIP") or ""),
+        external_ips=tuple(external),
+        ports=ports,
+        selector=tuple(sorted((str(k), str(v)) for k, v in (spec.get("selector") or {}).items())),
+        labels=_labels(meta),
+        created_at=parse_kube_time(meta.get("creationTimestamp")),
+    )
+
+
+def event_from(obj: Mapping[str, Any]) -> ClusterEvent:
+    """A core/v1 Event; the newer fields (eventTime, series) fill in where the old are empty."""
+    meta = obj.get("metadata") or {}
+    involved = obj.get("involvedObject") or {}
+    series = obj.get("series") or {}
+    source = obj.get("source") or {}
+    first = parse_kube_time(obj.get("firstTimestamp")) or parse_kube_time(obj.get("eventTime"))
+    last = (
+        parse_kube_time(series.get("lastObservedTime"))
+        or parse_kube_time(obj.get("lastTimestamp"))
+        or first
+        or parse_kube_time(meta.get("creationTimestamp"))
+    )
+    count = obj.get("count") or series.get("count") or 1
+    return ClusterEvent(
+        namespace=str(meta.get("namespace") or involved.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        type=str(obj.get("type") or "Normal"),
+        reason=str(obj.get("reason") or ""),
+        object_kind=str(involved.get("kind") or ""),
+        object_name=str(involved.get("name") or ""),
+        message=" ".join(str(obj.get("message") or "").split()),
+        count=int(count) if isinstance(count, int) else 1,
+        first_seen=first or last,
+        last_seen=last,
+        component=str(source.get("component") or obj.get("reportingComponent") or ""),
+        labels=_labels(meta),
+    )
+
+
+def namespace_from(obj: Mapping[str, Any]) -> Namespace:
+    meta = obj.get("metadata") or {}
+    return Namespace(
+        name=str(meta.get("name") or ""),
+        phase=str((obj.get("status") or {}).get("phase") or "Active"),
+        labels=_labels(meta),
+        created_at=parse_kube_time(meta.get("creationTimestamp")),
+    )
+
+
+_OBJECT_MAPPERS: dict[WatchedKind, Callable[[Mapping[str, Any]], KubeObject]] = {
+    SERVICES: service_from,
+    EVENTS: event_from,
+    NAMESPACES: namespace_from,
+}
 
 
 # ---- kubeconfig (pure, plus a loader for a thread) -----------------------------------------------
@@ -413,6 +519,10 @@ def spec_from_workload(obj: Mapping[str, Any], kind: str) -> WorkloadSpec:
 
 class KubeconfigError(Exception):
     """The kubeconfig cannot give a cluster to talk to; the message says why, for the banner."""
+
+
+class KubeconfigMissing(KubeconfigError):
+    """There is no kubeconfig at all: Kubernetes is not configured, which is no fault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,7 +578,7 @@ def load_target(kubeconfig: str, context: str | None) -> KubeTarget:
         if isinstance(loaded, dict):
             configs.append(loaded)
     if not configs:
-        raise KubeconfigError(f"k3s: no kubeconfig ({kubeconfig} not found; set KUBECONFIG or --kubeconfig)")
+        raise KubeconfigMissing(f"k3s: no kubeconfig ({kubeconfig} not found; set KUBECONFIG or --kubeconfig)")
     return resolve_target(configs, context)
 
 
@@ -560,11 +670,12 @@ def denial_message(denied: Mapping[WatchedKind, str], namespace: str | None) -> 
     everything is visible."""
     scope = f"in namespace {namespace}" if namespace else "in all namespaces"
     parts = []
+    shown = [k for k in WATCHED if k not in _QUIET_DENIALS]
     for verb in (DENIED_LIST, DENIED_WATCH):
-        kinds = [k.plural for k in WATCHED if denied.get(k) == verb]
+        kinds = [k.plural for k in shown if denied.get(k) == verb]
         if kinds:
             parts.append(f"no permission to {verb} {', '.join(kinds)} {scope}")
-    missing = [k.plural for k in WATCHED if denied.get(k) == NOT_SERVED]
+    missing = [k.plural for k in shown if denied.get(k) == NOT_SERVED]
     if missing:
         parts.append(f"{', '.join(missing)} not served by this cluster")
     return "k3s: " + "; ".join(parts) if parts else None
@@ -609,7 +720,7 @@ _Message = _Listed | _Watched | _Denied | _Failed | _Restart
 
 # ---- the mirror -------------------------------------------------------------------------------------
 
-_Entry = Instance | WorkloadSpec
+_Entry = Instance | WorkloadSpec | KubeObject
 
 
 class _Mirror:
@@ -621,7 +732,6 @@ class _Mirror:
         self.unlisted = set(WATCHED)
         self.denied: dict[WatchedKind, str] = {}
         self.synced = False
-        self.status_changed = False
         # Pods that are "starting": when that turns to "unhealthy", and the pod to map again.
         self.starting: dict[str, tuple[datetime, Mapping[str, Any]]] = {}
 
@@ -634,14 +744,11 @@ class _Mirror:
 
     def listed(self, kind: WatchedKind, objects: list[dict], now: datetime) -> list[AdapterEvent]:
         fresh = dict(self._map(kind, obj, now) for obj in objects)
-        if self.denied.pop(kind, None) is not None:
-            self.status_changed = True
+        self.denied.pop(kind, None)
         return self._replace(kind, fresh)
 
     def denied_kind(self, kind: WatchedKind, why: str) -> list[AdapterEvent]:
-        if self.denied.get(kind) != why:
-            self.denied[kind] = why
-            self.status_changed = True
+        self.denied[kind] = why
         return self._replace(kind, {})
 
     def watched(
@@ -681,14 +788,23 @@ class _Mirror:
                 e for kind in (DEPLOYMENTS, STATEFULSETS)
                 for e in self.entries[kind].values() if isinstance(e, WorkloadSpec)
             ),
+            tuple(e for kind in _OBJECT_MAPPERS for e in self.entries[kind].values()
+                  if not isinstance(e, Instance | WorkloadSpec)),
         )
 
-    def take_status_change(self) -> bool:
-        changed, self.status_changed = self.status_changed, False
-        return changed
+    def problems(self, namespace: str | None) -> str | None:
+        """What the status says is wrong with this session's view, if anything."""
+        notes = [denial_message(self.denied, namespace)]
+        if namespace and NAMESPACES not in self.denied and NAMESPACES not in self.unlisted:
+            if f"/{namespace}" not in self.entries[NAMESPACES]:
+                notes.append(f"k3s: namespace {namespace} does not exist (deleted?) — :ns switches")
+        text = "; ".join(n.removeprefix("k3s: ") for n in notes if n)
+        return f"k3s: {text}" if text else None
 
     def _map(self, kind: WatchedKind, obj: Mapping[str, Any], now: datetime) -> tuple[str, _Entry]:
         key = _key_of(kind, obj)
+        if kind in _OBJECT_MAPPERS:
+            return key, _OBJECT_MAPPERS[kind](obj)
         if kind is not PODS:
             return key, spec_from_workload(obj, kind.kind)
         instance = instance_from_pod(obj, now)
@@ -707,7 +823,7 @@ class _Mirror:
             self.unlisted.discard(kind)
             if self.unlisted:
                 return []
-            self.synced = self.status_changed = True
+            self.synced = True
             return [self.snapshot()]
         events: list[AdapterEvent] = [_gone(old[key]) for key in old.keys() - fresh.keys()]
         events += [_changed(value) for key, value in fresh.items() if old.get(key) != value]
@@ -722,11 +838,19 @@ def _key_of(kind: WatchedKind, obj: Mapping[str, Any]) -> str:
 
 
 def _gone(entry: _Entry) -> AdapterEvent:
-    return InstanceGone(Source.K3S, entry.id) if isinstance(entry, Instance) else SpecGone(entry.key)
+    if isinstance(entry, Instance):
+        return InstanceGone(Source.K3S, entry.id)
+    if isinstance(entry, WorkloadSpec):
+        return SpecGone(entry.key)
+    return ObjectGone(entry.key)
 
 
 def _changed(entry: _Entry) -> AdapterEvent:
-    return InstanceChanged(entry) if isinstance(entry, Instance) else SpecChanged(entry)
+    if isinstance(entry, Instance):
+        return InstanceChanged(entry)
+    if isinstance(entry, WorkloadSpec):
+        return SpecChanged(entry)
+    return ObjectChanged(entry)
 
 
 # ---- the adapter ---------------------------------------------------------------------------------------
@@ -846,10 +970,11 @@ class KubeAdapter(Adapter):
                     await self._pause(next(delays))
                     continue
                 self._link = link
-                yield self._status(ConnState.CONNECTED, version=link.version)
             self._drain()  # what was asked until now, the next session does
             if asked != self._context:
                 continue
+            # Every session says so: its scope (the namespace) may be new, its problems are.
+            yield self._status(ConnState.CONNECTED, version=link.version)
             mirror = self._mirror = _Mirror()
             try:
                 async for event in self._session(link, mirror, self._namespace):
@@ -884,10 +1009,11 @@ class KubeAdapter(Adapter):
         """One namespace scope on one connection: a Snapshot, then changes, until a restart
         is asked for (returns) or the connection breaks (raises)."""
         tasks = [
-            asyncio.create_task(self._follow(link.watch_apis[kind], kind, namespace),
+            asyncio.create_task(self._follow(link.watch_apis[kind], kind, namespace if kind.namespaced else None),
                                 name=f"ferryman-kube-{kind.plural}")
             for kind in WATCHED
         ]
+        reported: str | None = None
         try:
             while True:
                 message = await self._next_message(mirror.next_recheck())
@@ -907,10 +1033,9 @@ class KubeAdapter(Adapter):
                         events = mirror.recheck(now)
                 for event in events:
                     yield event
-                if mirror.synced and mirror.take_status_change():
-                    yield self._status(
-                        ConnState.CONNECTED, version=link.version, message=denial_message(mirror.denied, namespace)
-                    )
+                if mirror.synced and (problems := mirror.problems(namespace)) != reported:
+                    reported = problems
+                    yield self._status(ConnState.CONNECTED, version=link.version, message=problems)
         finally:
             for task in tasks:
                 task.cancel()
@@ -1045,7 +1170,8 @@ class KubeAdapter(Adapter):
     # ---- statuses ----------------------------------------------------------------------------------
 
     def _status(self, state: ConnState, *, version: str | None = None, message: str | None = None) -> SourceStatus:
-        return SourceStatus(Source.K3S, state, self.endpoint, version=version, message=message)
+        scope = f"namespace {self._namespace}" if self._namespace else "all namespaces"
+        return SourceStatus(Source.K3S, state, self.endpoint, version=version, message=message, scope=scope)
 
     def _server(self) -> str:
         return self._target.server if self._target is not None else self._kubeconfig
@@ -1056,15 +1182,19 @@ class KubeAdapter(Adapter):
         )
         if not isinstance(exc, expected):
             log.error("unexpected error in the k3s adapter", exc_info=exc)
-        return self._status(ConnState.UNREACHABLE, message=describe_kube_error(self._server(), exc))
+        state = ConnState.ABSENT if isinstance(exc, KubeconfigMissing) else ConnState.UNREACHABLE
+        return self._status(state, message=describe_kube_error(self._server(), exc))
 
     # ---- actions ------------------------------------------------------------------------------------
 
     def supports(self, action: Action) -> bool:
-        return action == Action.RESTART
+        return action in (Action.RESTART, Action.DELETE, Action.SCALE, Action.ROLLOUT_RESTART)
 
     async def perform(self, action: Action, instances: Sequence[Instance]) -> None:
-        if not self.supports(action):
+        if action == Action.DELETE:
+            await self.delete_pods(instances)
+            return
+        if action != Action.RESTART:
             raise ActionError(f"{action} is not available for Kubernetes pods")
         api = await self._api_for_actions()
         await _each(instances, lambda inst: self._restart_pod(api, inst))
@@ -1136,6 +1266,20 @@ class KubeAdapter(Adapter):
         )
         (obj.get("metadata") or {}).pop("managedFields", None)
         return yaml.safe_dump(obj, sort_keys=False)
+
+    async def manifest(self, ref: ObjectRef) -> str:
+        return await self.get_yaml(ref.kind, ref.namespace, ref.name)
+
+    async def describe(self, ref: ObjectRef) -> str:
+        """kubectl-describe-like text; the object's events come from the session's watch."""
+        text = await self.get_yaml(ref.kind, ref.namespace, ref.name)
+        obj = yaml.safe_load(text)
+        mirror = self._mirror
+        events = [
+            e for e in (mirror.entries[EVENTS].values() if mirror is not None else ())
+            if isinstance(e, ClusterEvent) and e.namespace == (ref.namespace or e.namespace)
+        ]
+        return describe_object(obj, events, now=datetime.now(UTC))
 
     async def _workload_kind(self, api: kr8s.asyncio.Api, workload: WorkloadKey) -> WatchedKind:
         mirror = self._mirror

@@ -113,6 +113,11 @@ class Instance:
     labels: tuple[tuple[str, str], ...] = ()
     number: int = 1
     status_text: str = ""
+    # Pods: containers ready of all (k9s's READY "1/2"), pod IP and node. Containers: unset.
+    containers_ready: int = 0
+    containers_total: int = 0
+    ip: str = ""
+    node: str = ""
 
     @property
     def key(self) -> str:
@@ -170,16 +175,41 @@ class WorkloadSpec:
     created_at: datetime | None = None
     # False while the controller has not yet acted on the latest spec change.
     observed: bool = True
+    available: int = 0
 
     @property
     def id(self) -> str:
         return self.key.id
 
 
+@dataclass(frozen=True, slots=True)
+class LogicalService:
+    """One row of the hybrid workloads view: a service as the user thinks of it, with
+    its Compose side, its Kubernetes side, or both (see backends/pairing.py)."""
+
+    id: str
+    name: str
+    compose: Workload | None
+    k3s: Workload | None
+    health: Health
+
+    @property
+    def location(self) -> str:
+        if self.compose and self.k3s:
+            return "both"
+        return "compose" if self.compose else "k3s"
+
+    @property
+    def sides(self) -> tuple[Workload, ...]:
+        return tuple(w for w in (self.compose, self.k3s) if w is not None)
+
+
 class ConnState(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     UNREACHABLE = "unreachable"
+    # Nothing to connect to (no kubeconfig): not a fault, no banner; still rechecked.
+    ABSENT = "not configured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +221,96 @@ class SourceStatus:
     endpoint: str
     version: str | None = None
     message: str | None = None
+    # What part of the source is shown: "namespace shop", "all namespaces" (k3s).
+    scope: str | None = None
+
+
+# ---- Kubernetes objects with tables of their own ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: str  # a number or a container port's name, as the Service says it
+    protocol: str = "TCP"
+    node_port: int | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.port}"
+        if self.node_port:
+            text += f":{self.node_port}"
+        text += f"►{self.target_port}" if str(self.port) != self.target_port else ""
+        return f"{self.name}:{text}/{self.protocol}" if self.name else f"{text}/{self.protocol}"
+
+
+@dataclass(frozen=True, slots=True)
+class KubeService:
+    """A Kubernetes Service (`:svc`); port-forwards resolve service port → targetPort here."""
+
+    namespace: str
+    name: str
+    type: str
+    cluster_ip: str
+    external_ips: tuple[str, ...]
+    ports: tuple[ServicePort, ...]
+    selector: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...] = ()
+    created_at: datetime | None = None
+
+    kind = "Service"
+    source = Source.K3S
+
+    @property
+    def key(self) -> str:
+        return f"k3s/Service/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterEvent:
+    """A Kubernetes Event (`:events`, describe, and health's warning events)."""
+
+    namespace: str
+    name: str
+    type: str  # Normal, Warning
+    reason: str
+    object_kind: str
+    object_name: str
+    message: str
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    component: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+    kind = "Event"
+    source = Source.K3S
+
+    @property
+    def key(self) -> str:
+        return f"k3s/Event/{self.namespace}/{self.name}"
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.first_seen
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    phase: str
+    labels: tuple[tuple[str, str], ...] = ()
+    created_at: datetime | None = None
+
+    kind = "Namespace"
+    source = Source.K3S
+
+    @property
+    def key(self) -> str:
+        return f"k3s/Namespace/{self.name}"
+
+
+KubeObject = KubeService | ClusterEvent | Namespace
 
 
 # ---- what adapters emit ---------------------------------------------------------------
@@ -204,6 +324,7 @@ class Snapshot:
     source: Source
     instances: tuple[Instance, ...]
     specs: tuple[WorkloadSpec, ...] = ()
+    objects: tuple[KubeObject, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +352,19 @@ class SpecGone:
     key: WorkloadKey
 
 
-AdapterEvent = SourceStatus | Snapshot | InstanceChanged | InstanceGone | SpecChanged | SpecGone
+@dataclass(frozen=True, slots=True)
+class ObjectChanged:
+    obj: KubeObject
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectGone:
+    key: str  # KubeObject.key
+
+
+AdapterEvent = (
+    SourceStatus | Snapshot | InstanceChanged | InstanceGone | SpecChanged | SpecGone | ObjectChanged | ObjectGone
+)
 
 
 # ---- aggregation ----------------------------------------------------------------------
@@ -282,3 +415,15 @@ def aggregate(key: WorkloadKey, instances: list[Instance], spec: WorkloadSpec | 
         restarts=sum(i.restarts for i in ordered),
         instance_keys=tuple(i.key for i in ordered),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KubeContext:
+    """A kubeconfig context, for the `:ctx` picker."""
+
+    name: str
+    current: bool
+
+    @property
+    def key(self) -> str:
+        return f"context/{self.name}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-from backends.model import Health, Instance, Port, RunState, Workload
+from backends.model import Health, Instance, LogicalService, Port, RunState, Source, Workload
 
 Tone = Literal["normal", "ok", "warn", "error", "muted", "info"]
 
@@ -116,8 +116,53 @@ def workload_row(w: Workload, now: datetime) -> tuple[Cell, ...]:
     )
 
 
+SERVICE_COLUMNS: tuple[Column, ...] = (
+    Column("name", "NAME"),
+    Column("location", "LOCATION"),
+    Column("group", "PROJECT/NS"),
+    Column("compose", "COMPOSE"),
+    Column("k3s", "K3S"),
+    Column("health", "HEALTH"),
+    Column("ports", "PORTS"),
+    Column("image", "IMAGE"),
+    Column("uptime", "UPTIME", ticks=True),
+    Column("restarts", "RESTARTS"),
+)
+
+LOCATION_TONE: dict[str, Tone] = {"compose": "info", "k3s": "info", "both": "warn"}
+
+
+def _side(w: Workload | None) -> Cell:
+    """One side of a hybrid row: its state and ready count ("running 2/2")."""
+    if w is None:
+        return Cell("-", "muted")
+    return Cell(f"{w.state} {w.running}/{w.desired}", state_tone(w.state))
+
+
+def service_row(s: LogicalService, now: datetime) -> tuple[Cell, ...]:
+    sides = s.sides
+    ports: list[Port] = []
+    for w in sides:
+        ports += [p for p in w.ports if p not in ports]
+    images = list(dict.fromkeys(w.image for w in sides if w.image))
+    starts = [w.started_at for w in sides if w.started_at is not None]
+    return (
+        Cell(s.name),
+        Cell(s.location, LOCATION_TONE[s.location]),
+        Cell(" · ".join(dict.fromkeys(w.key.group for w in sides)), "info"),
+        _side(s.compose),
+        _side(s.k3s),
+        Cell(str(s.health), HEALTH_TONE[s.health]),
+        Cell(format_ports(ports)),
+        Cell(" | ".join(images), "muted"),
+        Cell(humanize_age(min(starts) if starts else None, now)),
+        _restarts(sum(w.restarts for w in sides)),
+    )
+
+
 INSTANCE_COLUMNS: tuple[Column, ...] = (
     Column("name", "NAME"),
+    Column("where", "WHERE"),
     Column("service", "SERVICE"),
     Column("state", "STATE"),
     Column("health", "HEALTH"),
@@ -131,6 +176,8 @@ INSTANCE_COLUMNS: tuple[Column, ...] = (
 
 
 def instance_state_text(i: Instance) -> str:
+    if i.source == Source.K3S and i.status_text:
+        return i.status_text  # kubectl's words: CrashLoopBackOff, ImagePullBackOff, Completed
     if i.state == RunState.EXITED and i.oom_killed:
         return "exited (OOMKilled)"
     return str(i.state)
@@ -142,6 +189,7 @@ def instance_row(i: Instance, now: datetime) -> tuple[Cell, ...]:
         exit_cell = Cell(str(i.exit_code), "error" if i.exit_code else "muted")
     return (
         Cell(i.name),
+        Cell(str(i.source), "info"),
         Cell(str(i.workload), "info"),
         Cell(instance_state_text(i), STATE_TONE.get(i.state, "normal")),
         Cell(str(i.health), HEALTH_TONE[i.health]),

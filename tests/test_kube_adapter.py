@@ -15,17 +15,21 @@ from typing import Any
 import pytest
 import yaml
 
-from backends.adapter import Action, ActionError
+from backends.adapter import Action, ActionError, ref_of
 from backends.kube import (
     DEPLOYMENTS,
     PODS,
     RESTARTED_AT,
     STARTUP_GRACE,
     STATEFULSETS,
+    WATCHED,
     KubeAdapter,
     KubeconfigError,
     backoff_delays,
     denial_message,
+    event_from,
+    namespace_from,
+    service_from,
     instance_from_pod,
     kubectl_status,
     load_target,
@@ -34,6 +38,9 @@ from backends.kube import (
     spec_from_workload,
 )
 from backends.model import (
+    ClusterEvent,
+    KubeService,
+    Namespace,
     ConnState,
     Health,
     Instance,
@@ -418,7 +425,7 @@ async def test_snapshot_of_pods_deployments_and_statefulsets(kube: KubeEmulator)
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
         assert feed.status == SourceStatus(Source.K3S, ConnState.CONNECTED, f"emulated @ {kube.url}",
-                                           version="v1.31.4+k3s1", message=None)
+                                           version="v1.31.4+k3s1", message=None, scope="all namespaces")
         assert [s.state for s in feed.statuses()][:2] == [ConnState.CONNECTING, ConnState.CONNECTED]
         assert feed.pod_names() == {"web-aaa-1", "web-aaa-2", "db-0", "debug"}
         web = feed.workload("default", "web")
@@ -433,7 +440,7 @@ async def test_snapshot_of_pods_deployments_and_statefulsets(kube: KubeEmulator)
         assert feed.pods()["db-0"].number == 0
         assert len(feed.snapshots) == 1
         # One list per kind, then one watch per kind from the list's resourceVersion.
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         for path in ("/api/v1/pods$", "/apis/apps/v1/deployments$", "/apis/apps/v1/statefulsets$"):
             assert len(list_requests(kube, path)) == 1
             [watch] = watch_requests(kube, path)
@@ -444,7 +451,7 @@ async def test_live_changes_reach_the_store(kube: KubeEmulator) -> None:
     shop(kube)
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.add_pod("default", "web-aaa-3", owner="web", phase="Pending")
         await feed.until(lambda: "web-aaa-3" in feed.pod_names(), "the new pod")
         assert feed.pods()["web-aaa-3"].state in (RunState.CREATED, RunState.RUNNING)
@@ -480,7 +487,7 @@ async def test_namespace_filter_and_all_namespaces(kube: KubeEmulator) -> None:
         await feed.synced()
         assert feed.pod_names() == {"a-1", "a-2", "b-1", "b-2"}
         assert {i.workload.group for i in feed.store.instances.values()} == {"team-a", "team-b"}
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         assert watch_requests(kube, "^/api/v1/pods$")
 
 
@@ -511,7 +518,7 @@ async def test_a_pod_starting_for_too_long_turns_unhealthy_by_itself(kube: KubeE
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
         assert feed.pods()["slow"].health == Health.STARTING
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         await feed.until(lambda: feed.pods()["slow"].health == Health.UNHEALTHY, "slow unhealthy", timeout=5)
 
 
@@ -522,15 +529,15 @@ async def test_a_cut_watch_resumes_without_duplicates_or_losses(kube: KubeEmulat
     shop(kube)
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
-        assert kube.cut_watches() == 3
+        await kube.wait_for_watches(len(WATCHED))
+        assert kube.cut_watches() == len(WATCHED)
         # Changes while no watch is open: the resumed watches must replay them.
         kube.add_pod("default", "web-aaa-3", owner="web")
         kube.delete_object("pods", "default", "debug")
         kube.patch_object("deployments", "default", "idle", {"spec": {"replicas": 1}})
         await feed.until(lambda: feed.pod_names() == emulator_pods(kube), "the gap replayed")
         await feed.until(lambda: feed.workload("default", "idle").desired == 1, "idle scaled")
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         for path in ("/api/v1/pods$", "/apis/apps/v1/deployments$", "/apis/apps/v1/statefulsets$"):
             assert len(list_requests(kube, path)) == 1  # resumed from a resourceVersion, not relisted
             first, resumed = watch_requests(kube, path)
@@ -544,7 +551,7 @@ async def test_expired_history_relists_without_a_storm(kube: KubeEmulator, how: 
     shop(kube)
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.add_namespace("elsewhere")  # moves the resourceVersion past what every watch has seen
         watches_before = len(watch_requests(kube, "pods$"))
         if how == "error-event-on-open-watch":
@@ -557,7 +564,7 @@ async def test_expired_history_relists_without_a_storm(kube: KubeEmulator, how: 
         kube.patch_object("statefulsets", "default", "db", {"spec": {"replicas": 3}})
         await feed.until(lambda: feed.pod_names() == emulator_pods(kube), "the relist")
         await feed.until(lambda: feed.workload("default", "db").desired == 3, "db relisted")
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.add_pod("default", "web-aaa-4", owner="web")  # watching again after the relist
         await feed.until(lambda: "web-aaa-4" in feed.pod_names(), "a change after the relist")
         for path in ("/api/v1/pods$", "/apis/apps/v1/deployments$", "/apis/apps/v1/statefulsets$"):
@@ -573,7 +580,7 @@ async def test_a_server_that_keeps_expiring_gets_relists_with_back_off(kube: Kub
     kube.add_pod("default", "a")
     async with Feed(adapter_for(kube, reconnect_min=0.05, reconnect_max=0.4)) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.fail("GET", r"^/api/v1/pods$", 410, query={"watch": "true"})
         started = time.monotonic()
         kube.cut_watches("pods")
@@ -591,7 +598,7 @@ async def test_bookmarks_move_the_resume_point(kube: KubeEmulator) -> None:
     kube.add_pod("default", "a")
     async with Feed(adapter_for(kube)) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.add_namespace("unrelated")  # the resourceVersion moves on; no pod changes
         mark = kube.resource_version
         kube.send_bookmarks()  # written before the cut below ends the stream
@@ -679,7 +686,7 @@ async def test_a_namespace_deleted_while_viewed(kube: KubeEmulator) -> None:
     shop(kube, "team")
     async with Feed(adapter_for(kube, namespace="team")) as feed:
         await feed.synced()
-        await kube.wait_for_watches(3)
+        await kube.wait_for_watches(len(WATCHED))
         kube.delete_object("namespaces", None, "team")
         await feed.until(lambda: not feed.store.instances and not feed.store.workloads, "the rows gone")
         assert feed.has_state(ConnState.CONNECTED)
@@ -694,12 +701,12 @@ async def test_a_namespace_deleted_while_viewed(kube: KubeEmulator) -> None:
 async def test_missing_kubeconfig(kube: KubeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = str(tmp_path / "absent.yaml")
     async with Feed(adapter_for(kube, kubeconfig=missing)) as feed:
-        await feed.until(lambda: feed.has_state(ConnState.UNREACHABLE), "unreachable")
+        await feed.until(lambda: feed.has_state(ConnState.ABSENT), "not configured")
         assert feed.status.message == f"k3s: no kubeconfig ({missing} not found; set KUBECONFIG or --kubeconfig)"
     monkeypatch.delenv("KUBECONFIG")
     monkeypatch.setenv("HOME", str(tmp_path))
     async with Feed(KubeAdapter(reconnect_min=0.05)) as feed:
-        await feed.until(lambda: feed.has_state(ConnState.UNREACHABLE), "unreachable")
+        await feed.until(lambda: feed.has_state(ConnState.ABSENT), "not configured")
         assert feed.status.message == (
             "k3s: no kubeconfig (~/.kube/config not found; set KUBECONFIG or --kubeconfig)")
         assert feed.status.endpoint == "~/.kube/config"
@@ -719,7 +726,7 @@ async def test_unknown_context_then_set_context(kube: KubeEmulator, tmp_path: Pa
         await adapter.set_context("beta")
         await feed.synced()
         assert feed.status == SourceStatus(Source.K3S, ConnState.CONNECTED, f"beta @ {kube.url}",
-                                           version="v1.31.4+k3s1")
+                                           version="v1.31.4+k3s1", scope="all namespaces")
         assert adapter.context == "beta" and feed.pod_names() == {"a", "t"}  # namespace None: all
         await adapter.set_context("alpha")
         await feed.synced(2)
@@ -863,3 +870,92 @@ async def test_shell_command(kube: KubeEmulator) -> None:
     bare = KubeAdapter(context="dev")
     inst = instance_from_pod(pod("p", namespace="n", owner=None), NOW)
     assert bare.shell_command(inst)[:8] == ["kubectl", "--context", "dev", "exec", "-it", "-n", "n", "p"]
+
+
+# ---- services, events, namespaces --------------------------------------------------------------
+
+
+def test_service_event_and_namespace_mapping() -> None:
+    svc = service_from({
+        "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": rfc3339(NOW)},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.7", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 31080}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.20"}]}},
+    })
+    assert (svc.type, svc.cluster_ip, svc.external_ips) == ("LoadBalancer", "10.43.0.7", ("192.168.1.20",))
+    assert str(svc.ports[0]) == "http:80:31080►http/TCP"
+    assert svc.selector == (("app", "web"),)
+    event = event_from({
+        "metadata": {"name": "web-1.abc", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "web-1"}, "reason": "BackOff", "type": "Warning",
+        "message": "Back-off restarting\n failed container", "count": 7,
+        "firstTimestamp": rfc3339(NOW - timedelta(minutes=9)), "lastTimestamp": rfc3339(NOW),
+    })
+    assert (event.object_kind, event.object_name, event.count, event.last_seen) == ("Pod", "web-1", 7, NOW)
+    assert event.message == "Back-off restarting failed container"
+    # events.k8s.io-style: no first/lastTimestamp, a series instead
+    series = event_from({"metadata": {"name": "e", "namespace": "x"}, "eventTime": rfc3339(NOW),
+                         "series": {"count": 3, "lastObservedTime": rfc3339(NOW + timedelta(seconds=5))}})
+    assert series.count == 3 and series.last_seen == NOW + timedelta(seconds=5) and series.first_seen == NOW
+    assert namespace_from({"metadata": {"name": "shop"}, "status": {"phase": "Terminating"}}).phase == "Terminating"
+
+
+async def test_services_events_and_namespaces_are_watched(kube: KubeEmulator) -> None:
+    shop(kube)
+    kube.add_service("default", "web", ports=[(80, 8080)])
+    kube.add_event("default", ("Pod", "web-aaa-1"), "Pulled", "image pulled")
+    async with Feed(adapter_for(kube)) as feed:
+        await feed.synced()
+        assert "k3s/Service/default/web" in feed.store.objects_of(KubeService)
+        assert [e.reason for e in feed.store.objects_of(ClusterEvent).values()] == ["Pulled"]
+        assert {n.name for n in feed.store.objects_of(Namespace).values()} >= {"default", "kube-system"}
+        kube.add_event("default", ("Pod", "web-aaa-2"), "BackOff", "restarting", type="Warning")
+        kube.delete_object("services", "default", "web")
+        await feed.until(lambda: len(feed.store.objects_of(ClusterEvent)) == 2, "the new event")
+        await feed.until(lambda: "k3s/Service/default/web" not in feed.store.objects, "the service gone")
+
+
+async def test_a_watched_namespace_deleted_is_said_and_comes_back(kube: KubeEmulator) -> None:
+    kube.add_namespace("team")
+    kube.add_pod("team", "t-1")
+    async with Feed(adapter_for(kube, namespace="team")) as feed:
+        await feed.synced()
+        assert feed.pod_names() == {"t-1"}
+        assert feed.status.message is None and feed.status.scope == "namespace team"
+        kube.delete_object("namespaces", None, "team")
+        await feed.until(lambda: feed.status.message is not None, "namespace gone said")
+        assert feed.status.state == ConnState.CONNECTED
+        assert feed.status.message == "k3s: namespace team does not exist (deleted?) — :ns switches"
+        await feed.until(lambda: not feed.pod_names(), "its pods gone")
+        kube.add_namespace("team")
+        await feed.until(lambda: feed.status.message is None, "namespace back")
+
+
+async def test_namespaces_forbidden_is_not_reported_as_a_problem(kube: KubeEmulator) -> None:
+    shop(kube)
+    kube.fail("GET", r"^/api/v1/namespaces$", 403)
+    async with Feed(adapter_for(kube, namespace="default")) as feed:
+        await feed.synced()
+        assert feed.status.message is None
+        assert len(feed.pod_names()) == 4
+
+
+async def test_delete_action_and_describe(kube: KubeEmulator) -> None:
+    shop(kube)
+    kube.add_event("default", ("Pod", "debug"), "Started", "Started container debug")
+    kube.add_event("default", ("Pod", "web-aaa-1"), "Pulled", "not about debug")
+    adapter = adapter_for(kube)
+    async with Feed(adapter) as feed:
+        await feed.synced()
+        await feed.until(lambda: len(feed.store.objects_of(ClusterEvent)) == 2, "events")
+        debug = feed.pods()["debug"]
+        assert adapter.supports(Action.DELETE)
+        text = await adapter.describe(ref_of(debug))
+        assert "Name:" in text and "debug" in text
+        assert "Started container debug" in text and "not about debug" not in text
+        manifest = yaml.safe_load(await adapter.manifest(ref_of(debug)))
+        assert manifest["metadata"]["name"] == "debug"
+        await adapter.perform(Action.DELETE, [debug])
+        await feed.until(lambda: "debug" not in feed.pod_names(), "debug deleted")
+        with pytest.raises(ActionError, match="debug"):
+            await adapter.describe(ref_of(debug))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 
@@ -18,22 +18,25 @@ from textual.binding import Binding
 from textual.containers import Container
 from textual.widgets import Footer
 
-from backends.adapter import Action, ActionError
+from backends.adapter import Action, ActionError, ObjectRef
 from backends.config import Config
 from backends.hub import Hub
-from backends.model import ConnState, Instance, SourceStatus
+from backends.model import ConnState, Instance, SourceStatus, WorkloadKey
 from backends.rows import utcnow
 from backends.store import Change
 from tui.commands import Command, CommandRegistry
-from tui.registry import VIEWS, ViewSpec, view_spec
+from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
 from tui.screens import ConfirmScreen, HelpScreen
+from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
-from tui.views.workloads import InstancesView
+from tui.views.workloads import InstancesView, WorkloadsView
 from tui.widgets.chrome import SOURCE_TITLE, Banner, Crumbs, Header
 from tui.widgets.prompt import Prompt
+from tui.widgets.scale_dialog import ScaleScreen
+from tui.widgets.text_viewer import TextViewerScreen
 
 # Disruptive actions ask first; starting something never needs a second thought.
-CONFIRM = {Action.RESTART, Action.STOP}
+CONFIRM = {Action.RESTART, Action.STOP, Action.DELETE}
 
 
 def ferryman_version() -> str:
@@ -105,8 +108,8 @@ class FerrymanApp(App[None]):
         self.run_worker(self.hub.run(), name="hub", group="hub", exit_on_error=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("command", "filter") and isinstance(self.focused, Prompt):
-            return False  # typed into the prompt, not a new prompt
+        if action in ("command", "filter") and (isinstance(self.focused, Prompt) or len(self.screen_stack) > 1):
+            return False  # typed into the prompt, or a dialog/viewer's own key (its search)
         return True
 
     def _config_warning(self, message: str) -> None:
@@ -133,7 +136,8 @@ class FerrymanApp(App[None]):
             self.set_keymap(keymap)
 
     def _all_bindings(self) -> list[Binding]:
-        return [*self.BINDINGS, *InstancesView.BINDINGS]  # type: ignore[list-item]
+        views = (InstancesView, WorkloadsView, DeploymentsView, TextViewerScreen)
+        return [*self.BINDINGS, *(b for view in views for b in view.BINDINGS)]  # type: ignore[misc]
 
     # ---- the store ---------------------------------------------------------------------
 
@@ -187,8 +191,14 @@ class FerrymanApp(App[None]):
         await self.push_view(view)
 
     def _note_for(self, view: ResourceView) -> str | None:
-        statuses = (self.hub.store.status.get(source) for source in view.kind.sources)
-        return next((n for s in statuses if s and (n := connection_note(s))), None)
+        sources = view.kind.sources
+        statuses = (self.hub.store.status.get(source) for source in sources)
+        # A hybrid view is not empty because one side is not configured.
+        return next(
+            (n for s in statuses if s and (len(sources) == 1 or s.state != ConnState.ABSENT)
+             and (n := connection_note(s))),
+            None,
+        )
 
     def _update_crumbs(self) -> None:
         top = self.current_view
@@ -206,6 +216,12 @@ class FerrymanApp(App[None]):
         self.commands.register(Command("help", ("h",), "This help", lambda _arg: self.action_help()))
 
     async def _open_view(self, spec: ViewSpec, arg: str) -> None:
+        if arg and spec.name in SWITCHES:  # `:ns shop`, `:ctx k3d-dev`: switch, stay where we are
+            if SWITCHES[spec.name] == "namespace":
+                await self.switch_namespace(None if arg in ("all", "-A", "*") else arg, back=False)
+            else:
+                await self.switch_context(arg, back=False)
+            return
         view = spec.make(self.hub.store)
         await self.reset_view(view)
         if arg:
@@ -281,7 +297,8 @@ class FerrymanApp(App[None]):
         if self.readonly:
             self.notify("Read-only mode: actions are disabled.", severity="warning")
             return
-        count = f"{len(instances)} container{'s' if len(instances) != 1 else ''}"
+        noun = "pod" if all(i.source == "k3s" for i in instances) else "container"
+        count = f"{len(instances)} {noun}{'s' if len(instances) != 1 else ''}"
         if action in CONFIRM:
 
             def answered(yes: bool | None) -> None:
@@ -293,17 +310,89 @@ class FerrymanApp(App[None]):
             self._perform(action, label, instances)
 
     def _perform(self, action: Action, label: str, instances: Sequence[Instance]) -> None:
+        self._run_action(str(action), label, self.hub.perform(action, instances))
+
+    def request_service_restart(self, label: str, instances: Sequence[Instance], rollout: WorkloadKey | None) -> None:
+        """Restart what a row stands for: its containers/pods, and a rollout of its
+        Kubernetes workload (the pods are replaced one by one, as kubectl does)."""
+        if self.readonly:
+            self.notify("Read-only mode: actions are disabled.", severity="warning")
+            return
+        parts = []
+        if instances:
+            parts.append(f"{len(instances)} container{'s' if len(instances) != 1 else ''}/pod(s)")
+        if rollout is not None:
+            parts.append(f"rollout restart of {rollout}")
+        if not parts:
+            return
+
+        async def run() -> None:
+            if instances:
+                await self.hub.perform(Action.RESTART, instances)
+            if rollout is not None:
+                await self.hub.rollout_restart(rollout)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_action("restart", label, run())
+
+        self.push_screen(ConfirmScreen(f"Restart {label} ({', '.join(parts)})?"), answered)
+
+    def request_scale(self, key: WorkloadKey, replicas: int, current: int, *, confirm: bool = False) -> None:
+        if self.readonly:
+            self.notify("Read-only mode: actions are disabled.", severity="warning")
+            return
+        if replicas == current:
+            return
+        self._run_action("scale", f"{key} {current}→{replicas}", self.hub.scale(key, replicas))
+
+    def open_scale_dialog(self, key: WorkloadKey, current: int) -> None:
+        def answered(replicas: int | None) -> None:
+            if replicas is not None:
+                self.request_scale(key, replicas, current)
+
+        self.push_screen(ScaleScreen(str(key), current), answered)
+
+    def show_object(self, ref: ObjectRef, mode: str) -> None:
+        """`y` / `d`: the object's YAML or description, fetched fresh, in a searchable viewer."""
+        if mode == "yaml":
+            title, language, load = f"YAML — {ref}", "yaml", lambda: self.hub.manifest(ref)
+        else:
+            title, language, load = f"Describe — {ref}", "text", lambda: self.hub.describe(ref)
+        self.push_screen(TextViewerScreen(title, "", language=language, loader=load))
+
+    async def switch_namespace(self, namespace: str | None, *, back: bool = True) -> None:
+        try:
+            await self.hub.set_namespace(namespace)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"k3s: showing {f'namespace {namespace}' if namespace else 'all namespaces'}", timeout=3)
+        if back:
+            await self.reset_view(VIEWS[0].make(self.hub.store))
+
+    async def switch_context(self, name: str, *, back: bool = True) -> None:
+        try:
+            await self.hub.set_context(name)
+        except ActionError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"k3s: switching to context {name}", timeout=3)
+        if back:
+            await self.reset_view(VIEWS[0].make(self.hub.store))
+
+    def _run_action(self, what: str, label: str, work: Awaitable[None]) -> None:
         async def run() -> None:
             try:
-                await self.hub.perform(action, instances)
+                await work
             except ActionError as exc:
-                self.notify(str(exc), title=f"{action} failed", severity="error", timeout=8)
+                self.notify(str(exc), title=f"{what} failed", severity="error", timeout=8)
             except Exception as exc:  # noqa: BLE001 - an action must never take the app down
-                self.notify(f"{type(exc).__name__}: {exc}", title=f"{action} failed", severity="error", timeout=8)
+                self.notify(f"{type(exc).__name__}: {exc}", title=f"{what} failed", severity="error", timeout=8)
             else:
-                self.notify(f"{label}: {action} done", timeout=3)
+                self.notify(f"{label}: {what} done", timeout=3)
 
-        self.notify(f"{action.capitalize()} {label}…", timeout=2)
+        self.notify(f"{what.capitalize()} {label}…", timeout=2)
         self.run_worker(run(), group="actions", exit_on_error=False)
 
     def open_shell(self, instance: Instance) -> None:
@@ -335,4 +424,8 @@ def connection_note(status: SourceStatus) -> str | None:
         return f"Connecting to {title} at {status.endpoint}…"
     if status.state == ConnState.UNREACHABLE:
         return f"{status.message or title + ' is unreachable'}. Ferryman retries and resyncs by itself."
+    if status.state == ConnState.ABSENT:
+        return f"{status.message or title + ' is not configured'}. Ferryman picks it up when it appears."
+    if status.message:
+        return status.message  # connected, but some of it cannot be seen (RBAC, namespace gone)
     return None

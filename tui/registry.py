@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.store import Store
+from tui.views.kube import ContextsView, DeploymentsView, NamespacesView, events_view, kube_services_view
 from tui.views.table import ResourceView
-from tui.views.workloads import ContainersView, WorkloadsView
+from tui.views.workloads import WorkloadsView, containers_view, pods_view
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,18 @@ class ViewSpec:
 
 
 VIEWS: tuple[ViewSpec, ...] = (
-    ViewSpec("workloads", ("wk", "workload"), "Every service, one row each", WorkloadsView),
-    ViewSpec("containers", ("ctr", "co", "container"), "Every container of every Compose project", ContainersView),
+    ViewSpec("workloads", ("wk", "workload"), "Every service, Compose and k3s, one row each", WorkloadsView),
+    ViewSpec("containers", ("ctr", "co", "container"), "Every container of every Compose project", containers_view),
+    ViewSpec("pods", ("po", "pod"), "Every pod (k3s)", pods_view),
+    ViewSpec("deployments", ("deploy", "dp", "sts", "statefulsets"), "Deployments and StatefulSets", DeploymentsView),
+    ViewSpec("services", ("svc", "service"), "Kubernetes Services", kube_services_view),
+    ViewSpec("events", ("ev", "event"), "Kubernetes events, newest first", events_view),
+    ViewSpec("namespaces", ("ns", "namespace"), "Namespaces; Enter switches (:ns NAME too)", NamespacesView),
+    ViewSpec("contexts", ("ctx", "context"), "Kubeconfig contexts; Enter switches (:ctx NAME too)", ContextsView),
 )
+
+# Views whose `:` word takes a name to switch to rather than a filter.
+SWITCHES = {"namespaces": "namespace", "contexts": "context"}
 
 
 def view_spec(name: str) -> ViewSpec | None:

@@ -99,7 +99,7 @@ class ResourceView(Vertical):
     # ---- deltas ------------------------------------------------------------------------
 
     def apply_change(self, change: Change) -> None:
-        upserts, removed = self.kind.delta(change, self.scope)
+        upserts, removed = self.kind.delta(self.store, change, self.scope)
         if not upserts and not (removed & (self._objects.keys() | self._pending.keys())):
             return
         for key in removed:
@@ -162,7 +162,7 @@ class ResourceView(Vertical):
             self._cells = rows
             for key, cells in rows.items():
                 table.add_row(*(cell_text(c) for c in cells), key=key)
-            table.sort(*self.kind.sort_columns, key=_plain_lower)
+            self._order(table)
             if selected in rows:
                 row = table.get_row_index(selected)
             table.move_cursor(row=min(row, max(table.row_count - 1, 0)), animate=False)
@@ -207,9 +207,17 @@ class ResourceView(Vertical):
 
     def _sort(self, table: DataTable, selected: str | None) -> None:
         """Restore the kind's order after appends, keeping the cursor on the row it was on."""
-        table.sort(*self.kind.sort_columns, key=_plain_lower)
+        self._order(table)
         if selected is not None and selected in self._cells:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
+
+    def _order(self, table: LiveTable) -> None:
+        order = self.kind.order
+        if order is None:
+            table.sort(*self.kind.sort_columns, key=_plain_lower)
+        else:
+            objects = self._objects
+            table.sort_rows(lambda key: order(objects[key]))
 
     def refresh_ticking(self) -> None:
         """Re-render clock-driven cells (uptime) of shown rows; only changed rows repaint."""
@@ -224,6 +232,11 @@ class ResourceView(Vertical):
             self._cells[key] = fresh
         with self.app.batch_update():
             self._apply_updates(table, updates)
+
+    def put_rows(self, rows: Mapping[str, Any]) -> None:
+        """Show rows that do not come from the store (e.g. the kubeconfig's contexts)."""
+        self._pending.update(rows)
+        self._flush()
 
     # ---- filtering ---------------------------------------------------------------------
 

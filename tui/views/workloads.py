@@ -1,49 +1,84 @@
-"""The workloads view (`:wk`, the default) and the containers view (`:ctr`).
+"""The hybrid workloads view (`:wk`, the default), and the instance views: the containers
+and pods of one service (Enter), `:ctr` and `:pods`.
 
-Both act on instances: a workload row stands for all of its containers. The key
-bindings for those actions live here, with the views that own them.
+A workload row stands for both of its sides: restart restarts the Compose containers
+and rolls the Kubernetes workload; stop/start concern Compose containers; scaling
+concerns the Kubernetes side. The bindings live with the views that own them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from backends.adapter import MUTATING_ACTIONS, Action
-from backends.model import Instance, Workload
+from backends.adapter import Action, ref_of
+from backends.model import Instance, LogicalService, WorkloadKey
 from backends.store import Store
-from tui.views.kinds import CONTAINERS, WORKLOADS
+from tui.views.kinds import CONTAINERS, INSTANCES, PODS, SERVICES, ResourceKind
 from tui.views.table import ResourceView
 
 if TYPE_CHECKING:
     from tui.app import FerrymanApp
 
-ACTION_NAMES = {"restart": Action.RESTART, "stop": Action.STOP, "start": Action.START}
+ACTION_NAMES = {"restart": Action.RESTART, "stop": Action.STOP, "start": Action.START, "delete": Action.DELETE}
+
+# Binding actions that change the world: hidden in --readonly.
+MUTATING = {"instances", "scale", "scale_dialog", "rollout_restart", "restart_service"}
+
+INSPECT_BINDINGS = [
+    Binding("y", "inspect('yaml')", "YAML", id="yaml"),
+    Binding("d", "inspect('describe')", "Describe", id="describe"),
+]
 
 
-class InstancesView(ResourceView):
+class ActionsView(ResourceView):
+    """A table whose bindings act on its selection; readonly hides what mutates."""
+
+    app: FerrymanApp
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING and self.app.readonly:
+            return False  # hidden from footer and help, and the key does nothing
+        if self.selected is None and action not in ("back",):
+            return None  # shown dimmed: nothing to act on
+        return True
+
+    def inspect_target(self) -> Any:
+        return self.selected
+
+    def action_inspect(self, mode: str) -> None:
+        target = self.inspect_target()
+        ref = ref_of(target)
+        if ref is None:
+            self.app.notify("Nothing to inspect here.", severity="warning")
+            return
+        self.app.show_object(ref, mode)
+
+
+class InstancesView(ActionsView):
     BINDINGS = [
         Binding("r", "instances('restart')", "Restart", id="restart"),
         Binding("x", "instances('stop')", "Stop", id="stop"),
         Binding("u", "instances('start')", "Start", id="start"),
+        Binding("ctrl+d", "instances('delete')", "Delete", id="delete"),
         Binding("s", "shell", "Shell", id="shell"),
+        *INSPECT_BINDINGS,
     ]
 
-    app: FerrymanApp
-
     def targets(self) -> tuple[str, list[Instance]]:
-        """What the selected row stands for: a label and its instances."""
-        raise NotImplementedError
+        instance: Instance | None = self.selected
+        return (instance.name, [instance]) if instance else ("", [])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "instances" and ACTION_NAMES[str(parameters[0])] in MUTATING_ACTIONS and self.app.readonly:
-            return False  # hidden from footer and help, and the key does nothing
-        if action in ("instances", "shell") and self.selected is None:
-            return None  # shown dimmed: nothing to act on
-        return True
+        allowed = super().check_action(action, parameters)
+        if allowed and action == "instances":
+            _label, instances = self.targets()
+            if not self.app.hub.supports(ACTION_NAMES[str(parameters[0])], instances):
+                return None  # e.g. delete on a container, stop on a pod: dimmed
+        return allowed
 
     def action_instances(self, name: str) -> None:
         label, instances = self.targets()
@@ -54,41 +89,128 @@ class InstancesView(ResourceView):
         label, instances = self.targets()
         running = [i for i in instances if i.running]
         if not running:
-            self.app.notify(f"{label} has no running container to open a shell in.", severity="warning")
+            self.app.notify(f"{label} has no running container or pod to open a shell in.", severity="warning")
             return
         self.app.open_shell(running[0])
 
 
-class WorkloadsView(InstancesView):
-    ENTER_HELP = "Containers of the service"
+class InstanceListView(InstancesView):
+    """`:ctr`, `:pods`, and the containers and pods of one service."""
+
+    def __init__(self, kind: ResourceKind, store: Store, *, crumb: str, scope: str | None = None) -> None:
+        super().__init__(kind, store, crumb=crumb, scope=scope)
+
+
+def containers_view(store: Store) -> InstanceListView:
+    return InstanceListView(CONTAINERS, store, crumb="containers")
+
+
+def pods_view(store: Store) -> InstanceListView:
+    return InstanceListView(PODS, store, crumb="pods")
+
+
+def service_instances_view(store: Store, service: LogicalService) -> InstanceListView:
+    view = InstanceListView(INSTANCES, store, crumb=f"{service.name} ({service.location})", scope=service.id)
+    view.kind = INSTANCES.with_empty_text(f"{service.name} has no containers or pods now. Esc goes back.")
+    return view
+
+
+class ScalingView(ActionsView):
+    """Bindings for a view whose rows have a Kubernetes workload to scale and roll."""
+
+    SCALE_BINDINGS = [
+        Binding("plus", "scale(1)", "Scale +1", id="scale_up"),
+        Binding("minus", "scale(-1)", "Scale -1", id="scale_down"),
+        Binding("S", "scale_dialog", "Scale…", id="scale"),
+    ]
+
+    def workload_target(self) -> tuple[WorkloadKey, int] | None:
+        """The Kubernetes workload of the selection and its desired replicas."""
+        raise NotImplementedError
+
+    def action_scale(self, step: int) -> None:
+        target = self._workload_target()
+        if target is not None:
+            key, desired = target
+            self.app.request_scale(key, max(desired + step, 0), desired, confirm=False)
+
+    def action_scale_dialog(self) -> None:
+        target = self._workload_target()
+        if target is not None:
+            self.app.open_scale_dialog(*target)
+
+    def _workload_target(self) -> tuple[WorkloadKey, int] | None:
+        target = self.workload_target()
+        if target is None:
+            self.app.notify(
+                "Only Kubernetes workloads scale here (Compose: `docker compose up --scale`).", severity="warning"
+            )
+        return target
+
+
+class WorkloadsView(InstancesView, ScalingView):
+    ENTER_HELP = "Containers and pods of the service"
+    BINDINGS = [
+        Binding("r", "restart_service", "Restart", id="restart"),
+        *ScalingView.SCALE_BINDINGS,
+    ]
 
     def __init__(self, store: Store) -> None:
-        super().__init__(WORKLOADS, store, crumb="workloads")
+        super().__init__(SERVICES, store, crumb="workloads")
 
     def targets(self) -> tuple[str, list[Instance]]:
-        workload: Workload | None = self.selected
-        if workload is None:
+        service: LogicalService | None = self.selected
+        if service is None:
             return "", []
-        return str(workload.key), self.store.instances_of(workload.id)
+        return service.name, self.store.instances_of_service(service.id)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "instances" and parameters and parameters[0] in ("stop", "start"):
+            service: LogicalService | None = self.selected
+            if service is not None and service.compose is None:
+                return None  # stop/start are Compose's; a k3s service scales instead
+        return super().check_action(action, parameters)
+
+    def workload_target(self) -> tuple[WorkloadKey, int] | None:
+        service: LogicalService | None = self.selected
+        if service is None or service.k3s is None:
+            return None
+        spec = self.store.specs.get(service.k3s.id)
+        return service.k3s.key, spec.desired if spec else service.k3s.desired
+
+    def inspect_target(self) -> Any:
+        """The Kubernetes workload if there is one, else the first container."""
+        service: LogicalService | None = self.selected
+        if service is None:
+            return None
+        if service.k3s is not None and (spec := self.store.specs.get(service.k3s.id)) is not None:
+            return spec
+        members = self.store.instances_of_service(service.id)
+        return members[0] if members else None
+
+    def action_instances(self, name: str) -> None:
+        if name in ("stop", "start"):
+            service: LogicalService | None = self.selected
+            if service is None or service.compose is None:
+                return
+            label, instances = service.name, self.store.instances_of(service.compose.id)
+            self.app.request_action(ACTION_NAMES[name], label, instances)
+            return
+        super().action_instances(name)
+
+    def action_restart_service(self) -> None:
+        service: LogicalService | None = self.selected
+        if service is None:
+            return
+        containers = self.store.instances_of(service.compose.id) if service.compose else []
+        has_spec = service.k3s is not None and service.k3s.id in self.store.specs
+        rollout = service.k3s.key if service.k3s is not None and has_spec else None
+        pods = self.store.instances_of(service.k3s.id) if service.k3s is not None and not has_spec else []
+        self.app.request_service_restart(service.name, [*containers, *pods], rollout)
 
     @on(DataTable.RowSelected)
     async def _drill(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        workload: Workload | None = self.selected
-        if workload is not None:
-            await self.app.push_view(ContainersView(self.store, workload=workload))
-
-
-class ContainersView(InstancesView):
-    def __init__(self, store: Store, workload: Workload | None = None) -> None:
-        crumb = f"{workload.key} containers" if workload else "containers"
-        super().__init__(CONTAINERS, store, crumb=crumb, scope=workload.id if workload else None)
-        self.workload = workload
-        if workload is not None:
-            self.kind = CONTAINERS.with_empty_text(
-                f"{workload.key} has no containers any more (removed). Esc goes back."
-            )
-
-    def targets(self) -> tuple[str, list[Instance]]:
-        instance: Instance | None = self.selected
-        return (instance.name, [instance]) if instance else ("", [])
+        service: LogicalService | None = self.selected
+        if service is not None:
+            await self.app.push_view(service_instances_view(self.store, service))

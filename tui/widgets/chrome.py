@@ -11,6 +11,7 @@ STATE_MARK = {
     ConnState.CONNECTED: ("●", "green"),
     ConnState.CONNECTING: ("◌", "yellow"),
     ConnState.UNREACHABLE: ("✖", "bold red"),
+    ConnState.ABSENT: ("○", "dim"),
 }
 
 SOURCE_TITLE = {Source.COMPOSE: "Docker", Source.K3S: "k3s"}
@@ -21,9 +22,11 @@ def status_text(status: SourceStatus) -> Text:
     text = Text.assemble((f"{mark} ", style), (f"{SOURCE_TITLE[status.source]} ", "bold"))
     text.append(status.endpoint, style="cyan")
     if status.state == ConnState.CONNECTED and status.version:
-        text.append(f"  engine {status.version}", style="dim")
+        text.append(f"  {'engine' if status.source == Source.COMPOSE else 'k8s'} {status.version}", style="dim")
     elif status.state != ConnState.CONNECTED:
         text.append(f"  {status.state}", style=style)
+    if status.scope and status.state != ConnState.ABSENT:
+        text.append(f"  {status.scope}", style="magenta")
     return text
 
 
@@ -59,10 +62,12 @@ class Banner(Static):
 
     def set_status(self, status: SourceStatus) -> None:
         if status.state == ConnState.UNREACHABLE:
-            self._faults[status.source] = status.message or f"{SOURCE_TITLE[status.source]}: unreachable"
+            self._faults[status.source] = (status.message or f"{SOURCE_TITLE[status.source]}: unreachable") + " · retrying"
+        elif status.state == ConnState.CONNECTED and status.message:
+            self._faults[status.source] = status.message  # connected, but part of it is hidden from us
         else:
             self._faults.pop(status.source, None)
-        lines = [f"{msg} · retrying" for msg in self._faults.values()]
+        lines = list(self._faults.values())
         self.update("\n".join(lines))
         self.display = bool(lines)
 

@@ -12,12 +12,14 @@ rendered-screen tests in tests/test_tui.py fail if a Textual upgrade changes the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.render import measure
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType, ColumnKey, RowKey
+from textual._two_way_dict import TwoWayDict
 
 
 class LiveTable(DataTable):
@@ -41,6 +43,14 @@ class LiveTable(DataTable):
         self._line_cache.clear()
         for index in indexes:
             self.refresh_row(index)
+
+    def sort_rows(self, order: Callable[[str], Any]) -> None:
+        """Order rows by a key computed from each row's key (the view maps it to its
+        object): for orders the cells' text cannot give, such as newest event first."""
+        ordered = sorted(self._data, key=lambda row_key: order(row_key.value))
+        self._row_locations = TwoWayDict({row_key: index for index, row_key in enumerate(ordered)})
+        self._update_count += 1
+        self.refresh()
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         """Column widths for new rows. Our cells are one-line, no-wrap `Text`, whose width
