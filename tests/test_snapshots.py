@@ -1,8 +1,8 @@
 """SVG snapshots of the main screens (pytest-textual-snapshot).
 
-Data comes from the scripted adapter and the clock is fixed, so every run draws the
-same pixels. Update after an intended change with `pytest tests/test_snapshots.py
---snapshot-update` and look at the report before committing.
+Data comes from scripted adapters (Compose and Kubernetes) and the clock is fixed, so
+every run draws the same pixels. Update after an intended change with `pytest
+tests/test_snapshots.py --snapshot-update` and look at the report before committing.
 """
 
 from __future__ import annotations
@@ -11,50 +11,82 @@ from backends.hub import Hub
 from backends.model import ConnState, Snapshot, Source, SourceStatus
 from tests.support.pilot import wait_for
 from tests.support.scripted import FIXED_NOW, ScriptedAdapter, demo_instances
+from tests.support.scripted_kube import ScriptedKube, demo_kube
 from tui.app import FerrymanApp
 
 SIZE = (150, 24)
+# Compose: 7 services; k3s: web and api in both worlds, cache in k3s only.
+ROWS = 8
 
 
-def scripted_app() -> tuple[FerrymanApp, ScriptedAdapter]:
-    adapter = ScriptedAdapter()
-    return FerrymanApp(Hub([adapter]), clock=lambda: FIXED_NOW), adapter
+def scripted_app() -> tuple[FerrymanApp, ScriptedAdapter, ScriptedKube]:
+    compose, kube = ScriptedAdapter(), ScriptedKube()
+    return FerrymanApp(Hub([compose, kube]), clock=lambda: FIXED_NOW), compose, kube
 
 
-def loaded(app: FerrymanApp, adapter: ScriptedAdapter, rows: int = 7):
+def loaded(app: FerrymanApp, compose: ScriptedAdapter, kube: ScriptedKube, *then: str):
     async def run_before(pilot) -> None:
-        adapter.emit(adapter.connected(), Snapshot(Source.COMPOSE, tuple(demo_instances())))
-        await wait_for(pilot, lambda: app.current_view and app.current_view.table.row_count == rows)
+        compose.emit(compose.connected(), Snapshot(Source.COMPOSE, tuple(demo_instances())))
+        kube.emit(kube.connected(), demo_kube())
+        await wait_for(pilot, lambda: app.current_view and app.current_view.table.row_count == ROWS)
+        for command in then:
+            await pilot.press("colon", *command, "enter")
+            await wait_for(pilot, lambda: app.current_view.table.row_count > 0)
 
     return run_before
 
 
 def test_workloads_view(snap_compare):
-    app, adapter = scripted_app()
-    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, adapter))
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube))
 
 
-def test_containers_of_a_workload(snap_compare):
-    app, adapter = scripted_app()
-    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, adapter), press=["down", "down", "enter"])
+def test_containers_and_pods_of_a_hybrid_workload(snap_compare):
+    app, compose, kube = scripted_app()
+    # api (the first row): 2 containers in Compose and a crash-looping pod in k3s
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube), press=["enter"])
 
 
 def test_filter_prompt(snap_compare):
-    app, adapter = scripted_app()
-    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, adapter), press=["slash", *"shop"])
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube), press=["slash", *"shop"])
 
 
 def test_help(snap_compare):
-    app, adapter = scripted_app()
-    assert snap_compare(app, terminal_size=(150, 34), run_before=loaded(app, adapter), press=["question_mark"])
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=(150, 46), run_before=loaded(app, compose, kube),
+                        press=["question_mark"])
+
+
+def test_pods_view(snap_compare):
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "pods"))
+
+
+def test_deployments_view(snap_compare):
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "deploy"))
+
+
+def test_events_view(snap_compare):
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "events"))
+
+
+def test_yaml_viewer(snap_compare):
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "deploy"),
+                        press=["y", "slash", *"web", "enter"])
 
 
 def test_docker_unreachable(snap_compare):
-    app, adapter = scripted_app()
+    app, compose, kube = scripted_app()
 
     async def run_before(pilot) -> None:
-        adapter.emit(SourceStatus(Source.COMPOSE, ConnState.UNREACHABLE, adapter.endpoint,
+        compose.emit(SourceStatus(Source.COMPOSE, ConnState.UNREACHABLE, compose.endpoint,
                                   message="Docker: unreachable at unix:///var/run/docker.sock — permission denied"))
+        kube.emit(SourceStatus(Source.K3S, ConnState.ABSENT, "~/.kube/config",
+                               message="k3s: no kubeconfig (~/.kube/config not found; set KUBECONFIG or --kubeconfig)"))
         await wait_for(pilot, lambda: app.query_one("#banner").display)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -78,7 +78,7 @@ async def test_hybrid_row_joins_compose_and_k3s_and_enter_lists_containers_and_p
         # The header names both connections, the cluster's version and the scope.
         header = rendered_text(app.query_one(Header))
         assert "k3s emulated @ http://127.0.0.1" in header and "k8s v1.31.4+k3s1" in header
-        assert "all namespaces" in header
+        assert "ns all" in header
         select(app, "name:web")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_view.kind.name == "instances" and
@@ -192,7 +192,7 @@ async def test_services_events_namespaces_and_switching(kube: KubeEmulator):
         select(app, "k3s/Namespace/team")
         await pilot.press("enter")
         await wait_for(pilot, lambda: k3s.namespace == "team", what="switched")
-        await wait_for(pilot, lambda: "namespace team" in rendered_text(app.query_one(Header)), what="header")
+        await wait_for(pilot, lambda: "ns team" in rendered_text(app.query_one(Header)), what="header")
         # Back on the workloads view: only team's workloads on the k3s side now.
         await wait_for(pilot, lambda: app.current_view.kind.name == "workloads" and
                        set(app.current_view.shown_keys) == {"name:api", "name:web", "name:tool"}, what="team only")

@@ -4,9 +4,12 @@
 
 Brings up a small demo compose project ("shop": a healthy web server, an API whose
 healthcheck fails, a worker without a healthcheck, a database, a migration job that
-exited), drives Ferryman through its screens with a Pilot, saves an SVG of each, and
-takes the project down again. Only the demo project is shown (a `-l` filter would show
-in the breadcrumbs, so other projects are hidden through the store instead).
+exited) and, on the emulated Kubernetes API server the tests use (no cluster runs on
+these machines), a namespace "shop" where web already runs as a Deployment, a cache as a
+StatefulSet and a crash-looping worker. Drives Ferryman (the real Compose and Kubernetes
+adapters) through its screens with a Pilot, saves an SVG of each, and takes the project
+down again. Only the demo project is shown (a `-l` filter would show in the breadcrumbs,
+so other projects are hidden through the store instead).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import docker
 
 from backends.compose import ComposeAdapter
 from backends.hub import Hub
+from backends.kube import KubeAdapter
 from backends.model import InstanceChanged, Snapshot
 from tests.support.dockerenv import TEST_IMAGE, ComposeProject, ensure_test_image, httpd_service, sleeper_service
+from tests.support.kube_emulator import KubeEmulator
 from tui.app import FerrymanApp
 
 OUT = Path(__file__).resolve().parents[2] / "screenshots"
@@ -66,30 +71,66 @@ async def until(pilot, condition, timeout: float = 30.0) -> None:  # noqa: ANN00
 
 
 def health(app: FerrymanApp, service: str) -> str | None:
-    row = app.current_view.shown_rows().get(f"compose/{PROJECT}/{service}")
-    return row[3].text if row else None
+    row = app.current_view.shown_rows().get(f"name:{service}")
+    return row[5].text if row else None
+
+
+def cluster(kube: KubeEmulator) -> None:
+    """What already runs in k3s: web (promoted earlier), a cache, a crash-looping worker."""
+    kube.add_namespace(PROJECT)
+    kube.add_deployment(PROJECT, "web", replicas=2, ports=[8080], image="registry.local/shop/web:sha-1f3e")
+    for suffix in ("x2x7k", "q9w4z"):
+        kube.add_pod(PROJECT, f"web-7d4b9c6f5d-{suffix}", owner="web")
+    kube.add_statefulset(PROJECT, "cache", replicas=1, image="redis:7")
+    kube.add_pod(PROJECT, "cache-0", owner="cache", owner_kind="StatefulSet")
+    kube.add_deployment(PROJECT, "worker", replicas=1, image="registry.local/shop/worker:sha-1f3e")
+    kube.add_pod(PROJECT, "worker-5f6c8d7b9-tr4n8", owner="worker")
+    kube.set_pod_status(PROJECT, "worker-5f6c8d7b9-tr4n8", ready=False, reason="CrashLoopBackOff", restarts=7)
+    kube.add_service(PROJECT, "web", ports=[(80, 8080)])
+    kube.add_event(PROJECT, ("Pod", "worker-5f6c8d7b9-tr4n8"), "BackOff",
+                   "Back-off restarting failed container worker", type="Warning", count=31)
+    kube.add_event(PROJECT, ("Deployment", "web"), "ScalingReplicaSet", "Scaled up replica set web-7d4b9c6f5d to 2")
 
 
 async def shoot() -> None:
     OUT.mkdir(exist_ok=True)
-    app = FerrymanApp(Hub([OnlyDemo()]))
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: health(app, "web") == "healthy" and health(app, "api") == "unhealthy"
-                    and health(app, "db") == "healthy" and app.current_view.table.row_count == 5)
-        app.save_screenshot("workloads.svg", str(OUT))
-        view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(f"compose/{PROJECT}/api"))
-        await pilot.press("enter")
-        await until(pilot, lambda: app.current_view.table.row_count == 2)
-        app.save_screenshot("containers.svg", str(OUT))
-        await pilot.press("escape", "slash", *"health")
-        await pilot.pause(0.2)
-        app.save_screenshot("filter.svg", str(OUT))
-        await pilot.press("enter", "escape", "question_mark")
-        await pilot.pause(0.2)
-        app.save_screenshot("help.svg", str(OUT))
+    async with KubeEmulator() as kube:
+        cluster(kube)
+        kubeconfig = kube.write_kubeconfig(Path(tempfile.mkdtemp(prefix="ferryman-kube-")) / "config",
+                                           context="k3d-dev")
+        app = FerrymanApp(Hub([OnlyDemo(), KubeAdapter(kubeconfig=str(kubeconfig), namespace=PROJECT)]))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: health(app, "web") == "healthy" and health(app, "api") == "unhealthy"
+                        and health(app, "db") == "healthy" and app.current_view.table.row_count == 6)
+            app.save_screenshot("workloads.svg", str(OUT))
+            view = app.current_view
+            view.table.move_cursor(row=view.shown_keys.index("name:worker"))
+            await pilot.press("enter")
+            await until(pilot, lambda: app.current_view.table.row_count == 2)
+            app.save_screenshot("containers-and-pods.svg", str(OUT))
+            await pilot.press("escape", "slash", *"health")
+            await pilot.pause(0.2)
+            app.save_screenshot("filter.svg", str(OUT))
+            await pilot.press("enter", "escape", "colon", *"pods", "enter")
+            await until(pilot, lambda: app.current_view.table.row_count == 4)
+            app.save_screenshot("pods.svg", str(OUT))
+            await pilot.press("colon", *"deploy", "enter")
+            await until(pilot, lambda: app.current_view.table.row_count == 3)
+            app.save_screenshot("deployments.svg", str(OUT))
+            await pilot.press("down", "d")  # web: its events show at the end
+            await until(pilot, lambda: "ScalingReplicaSet" in getattr(app.screen, "text", ""))
+            app.save_screenshot("describe.svg", str(OUT))
+            await pilot.press("escape", "colon", *"events", "enter")
+            await until(pilot, lambda: app.current_view.table.row_count == 2)
+            app.save_screenshot("events.svg", str(OUT))
+            await pilot.press("question_mark")
+            await pilot.pause(0.2)
+            app.save_screenshot("help.svg", str(OUT))
 
-    missing = FerrymanApp(Hub([ComposeAdapter(host="unix:///var/run/no-docker-here.sock")]))
+    missing = FerrymanApp(Hub([
+        ComposeAdapter(host="unix:///var/run/no-docker-here.sock"),
+        KubeAdapter(kubeconfig="/nonexistent/kubeconfig"),
+    ]))
     async with missing.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: missing.query_one("#banner").display)
         missing.save_screenshot("docker-unreachable.svg", str(OUT))

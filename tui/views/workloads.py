@@ -49,6 +49,12 @@ class ActionsView(ResourceView):
     def inspect_target(self) -> Any:
         return self.selected
 
+    @on(DataTable.RowHighlighted)
+    def _selection_moved(self) -> None:
+        # What the keys can do depends on the row (stop is Compose's, delete is k3s's):
+        # the footer and the help must follow the cursor.
+        self.screen.refresh_bindings()
+
     def action_inspect(self, mode: str) -> None:
         target = self.inspect_target()
         ref = ref_of(target)
@@ -74,10 +80,14 @@ class InstancesView(ActionsView):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         allowed = super().check_action(action, parameters)
-        if allowed and action == "instances":
+        if action == "instances" and allowed is not False:
+            wanted = ACTION_NAMES[str(parameters[0])]
+            adapters = [self.app.hub.adapters.get(source) for source in self.kind.sources]
+            if not any(a is not None and a.supports(wanted) for a in adapters):
+                return False  # nothing in this view can (stop in :pods, delete in :ctr): hidden
             _label, instances = self.targets()
-            if not self.app.hub.supports(ACTION_NAMES[str(parameters[0])], instances):
-                return None  # e.g. delete on a container, stop on a pod: dimmed
+            if allowed and not self.app.hub.supports(wanted, instances):
+                return None  # this row cannot (delete on a container in a mixed list): dimmed
         return allowed
 
     def action_instances(self, name: str) -> None:

@@ -26,7 +26,8 @@ def status_text(status: SourceStatus) -> Text:
     elif status.state != ConnState.CONNECTED:
         text.append(f"  {status.state}", style=style)
     if status.scope and status.state != ConnState.ABSENT:
-        text.append(f"  {status.scope}", style="magenta")
+        scope = status.scope.replace("namespace ", "ns ").replace("all namespaces", "ns all")
+        text.append(f"  {scope}", style="magenta")
     return text
 
 
@@ -48,7 +49,7 @@ class Header(Static):
     def _render_header(self) -> None:
         text = Text.assemble(("Ferryman", "bold"), " ", (self.version, "dim"))
         for status in self._statuses.values():
-            text.append("   ")
+            text.append("  ")
             text.append_text(status_text(status))
         self.update(text)
 
