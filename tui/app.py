@@ -136,7 +136,7 @@ class FerrymanApp(App[None]):
             self.set_keymap(keymap)
 
     def _all_bindings(self) -> list[Binding]:
-        views = (InstancesView, WorkloadsView, DeploymentsView, TextViewerScreen)
+        views = (InstancesView, WorkloadsView, DeploymentsView, TextViewerScreen, ScaleScreen)
         return [*self.BINDINGS, *(b for view in views for b in view.BINDINGS)]  # type: ignore[misc]
 
     # ---- the store ---------------------------------------------------------------------
@@ -346,12 +346,15 @@ class FerrymanApp(App[None]):
             return
         self._run_action("scale", f"{key} {current}→{replicas}", self.hub.scale(key, replicas))
 
-    def open_scale_dialog(self, key: WorkloadKey, current: int) -> None:
+    async def open_scale_dialog(self, key: WorkloadKey, current: int) -> None:
         def answered(replicas: int | None) -> None:
             if replicas is not None:
                 self.request_scale(key, replicas, current)
 
-        self.push_screen(ScaleScreen(str(key), current), answered)
+        spec = self.hub.store.specs.get(key.id)
+        # Awaited: keys typed right after `S` must reach the dialog's input, not fall
+        # between the screen being pushed and its input taking focus.
+        await self.push_screen(ScaleScreen(str(key), current, kind=spec.kind if spec else None), answered)
 
     def show_object(self, ref: ObjectRef, mode: str) -> None:
         """`y` / `d`: the object's YAML or description, fetched fresh, in a searchable viewer."""

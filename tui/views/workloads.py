@@ -144,10 +144,10 @@ class ScalingView(ActionsView):
             key, desired = target
             self.app.request_scale(key, max(desired + step, 0), desired, confirm=False)
 
-    def action_scale_dialog(self) -> None:
+    async def action_scale_dialog(self) -> None:
         target = self._workload_target()
         if target is not None:
-            self.app.open_scale_dialog(*target)
+            await self.app.open_scale_dialog(*target)
 
     def _workload_target(self) -> tuple[WorkloadKey, int] | None:
         target = self.workload_target()
