@@ -48,30 +48,29 @@ async def test_workloads_table_shows_every_service_with_its_columns():
         await started(app, adapter, pilot)
         view = app.current_view
         assert view.shown_keys == [
-            "compose/billing/ledger", "compose/billing/redis", "compose/shop/api", "compose/shop/mailer",
-            "compose/shop/postgres", "compose/shop/web", "compose/shop/worker",
+            "name:api", "name:ledger", "name:mailer", "name:postgres", "name:redis", "name:web", "name:worker",
         ]
-        assert row_text(app, "compose/shop/api") == [
-            "shop", "api", "running", "unhealthy", "2/2", "3001→8080/tcp, 3002→8080/tcp", "shop/api:dev", "3m", "3",
+        assert row_text(app, "name:api") == [
+            "api", "compose", "shop", "running 2/2", "-", "unhealthy", "3001→8080/tcp, 3002→8080/tcp",
+            "shop/api:dev", "3m", "3",
         ]
-        assert row_text(app, "compose/shop/mailer")[2:5] == ["exited (137)", "stopped", "0/1"]
-        assert row_text(app, "compose/shop/worker")[3] == "no healthcheck"
+        assert row_text(app, "name:mailer")[3:6] == ["exited (137) 0/1", "-", "stopped"]
+        assert row_text(app, "name:worker")[5] == "no healthcheck"
 
 
 async def test_a_change_updates_only_its_row_and_the_cursor_stays_put():
     app, adapter = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, adapter, pilot)
-        select(app, "compose/shop/postgres")
+        select(app, "name:postgres")
         web = demo_instances()[0]
         adapter.emit(InstanceChanged(stopped(web)))
-        await wait_for(pilot, lambda: row_text(app, "compose/shop/web")[2] == "exited (137)", what="web stopped")
-        assert row_text(app, "compose/shop/web")[4] == "0/1"
+        await wait_for(pilot, lambda: row_text(app, "name:web")[3] == "exited (137) 0/1", what="web stopped")
         # A new service sorting above the cursor is inserted; the cursor stays on postgres.
-        adapter.emit(InstanceChanged(make_instance("aardvark", "first")))
+        adapter.emit(InstanceChanged(make_instance("aardvark", "aardvark")))
         await wait_for(pilot, lambda: app.current_view.table.row_count == 8, what="new row")
-        assert app.current_view.shown_keys[0] == "compose/aardvark/first"
-        assert app.current_view.selected_key == "compose/shop/postgres"
+        assert app.current_view.shown_keys[0] == "name:aardvark"
+        assert app.current_view.selected_key == "name:postgres"
 
 
 async def test_resync_snapshot_that_finds_nothing_new_changes_no_row():
@@ -84,21 +83,22 @@ async def test_resync_snapshot_that_finds_nothing_new_changes_no_row():
         fewer = tuple(i for i in demo_instances() if i.workload.name != "redis")
         adapter.emit(Snapshot(Source.COMPOSE, fewer))
         await wait_for(pilot, lambda: app.current_view.table.row_count == 6, what="redis gone")
-        assert "compose/billing/redis" not in app.current_view.shown_keys
+        assert "name:redis" not in app.current_view.shown_keys
 
 
 async def test_enter_drills_into_containers_and_escape_comes_back_to_the_same_row():
     app, adapter = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, adapter, pilot)
-        select(app, "compose/shop/api")
+        select(app, "name:api")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.current_view.crumb == "shop/api containers", what="drill-down")
+        await wait_for(pilot, lambda: app.current_view.crumb == "api (compose)", what="drill-down")
+        assert app.current_view.kind.name == "instances"
         assert len(app.current_view.shown_keys) == 2
-        assert "workloads  ▸  shop/api containers" in str(app.query_one(Crumbs).render())
+        assert "workloads  ▸  api (compose)" in str(app.query_one(Crumbs).render())
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.current_view.crumb == "workloads")
-        assert app.current_view.selected_key == "compose/shop/api"
+        assert app.current_view.selected_key == "name:api"
 
 
 async def test_filter_regex_inverse_and_label_selector():
@@ -106,15 +106,13 @@ async def test_filter_regex_inverse_and_label_selector():
     async with app.run_test(size=SIZE) as pilot:
         await started(app, adapter, pilot)
         await pilot.press("slash", *"billing", "enter")
-        assert app.current_view.shown_keys == ["compose/billing/ledger", "compose/billing/redis"]
+        assert app.current_view.shown_keys == ["name:ledger", "name:redis"]
         assert "billing" in str(app.query_one(Crumbs).render())
         await pilot.press("slash", "ctrl+u", *"!billing|api", "enter")
-        assert app.current_view.shown_keys == [
-            "compose/shop/mailer", "compose/shop/postgres", "compose/shop/web", "compose/shop/worker",
-        ]
+        assert app.current_view.shown_keys == ["name:mailer", "name:postgres", "name:web", "name:worker"]
         app.current_view.set_filter("-l com.docker.compose.service=web")
         await pilot.pause()
-        assert app.current_view.shown_keys == ["compose/shop/web"]
+        assert app.current_view.shown_keys == ["name:web"]
         # Esc clears the filter first; every row comes back.
         await pilot.press("escape")
         assert app.current_view.table.row_count == 7
@@ -126,10 +124,10 @@ async def test_filter_follows_live_changes_and_invalid_regex_is_said():
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await started(app, adapter, pilot)
         await pilot.press("slash", *"unhealthy", "enter")
-        assert app.current_view.shown_keys == ["compose/shop/api"]
+        assert app.current_view.shown_keys == ["name:api"]
         web = demo_instances()[0]
         adapter.emit(InstanceChanged(replace(web, health=Health.UNHEALTHY)))
-        await wait_for(pilot, lambda: "compose/shop/web" in app.current_view.shown_keys, what="web joins")
+        await wait_for(pilot, lambda: "name:web" in app.current_view.shown_keys, what="web joins")
         await pilot.press("slash", "ctrl+u", "[", "enter")
         await wait_for(pilot, lambda: any("invalid regex" in n for n in notifications(app)))
         assert app.current_view.table.row_count == 0
@@ -167,8 +165,11 @@ async def test_help_lists_the_active_bindings_and_commands():
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         keys = {key: description for key, description, _id in app.screen._keys}
-        assert keys["r"] == "Restart" and keys["s"] == "Shell" and keys["enter"] == "Containers of the service"
+        assert keys["r"] == "Restart" and keys["s"] == "Shell" and keys["enter"] == "Containers and pods of the service"
         assert ("r", "Restart", "restart") in app.screen._keys
+        assert keys["y"] == "YAML" and keys["d"] == "Describe"
+        # Compose rows cannot scale here (Kubernetes workloads do): listed, and said why not.
+        assert keys["+"] == "Scale +1 (not for this row)" and keys["S"] == "Scale… (not for this row)"
         assert any(":ctr" in words for words, _ in app.screen._commands)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -178,9 +179,10 @@ async def test_restart_asks_then_acts_on_every_container_of_the_service():
     app, adapter = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, adapter, pilot)
-        select(app, "compose/shop/api")
+        select(app, "name:api")
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.screen._question == "Restart api (2 containers)?"
         await pilot.press("n")
         await pilot.pause()
         assert adapter.performed == []
@@ -232,18 +234,18 @@ async def test_a_service_removed_while_selected_and_viewed():
     app, adapter = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, adapter, pilot)
-        select(app, "compose/shop/api")
+        select(app, "name:api")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.current_view.crumb == "shop/api containers")
+        await wait_for(pilot, lambda: app.current_view.crumb == "api (compose)")
         for inst in demo_instances():
             if inst.workload.name == "api":
                 adapter.emit(InstanceGone(Source.COMPOSE, inst.id))
         await wait_for(pilot, lambda: app.current_view.table.row_count == 0, what="containers gone")
-        assert "no containers any more" in str(app.current_view.query_one(".empty").render())
+        assert "api has no containers or pods now" in str(app.current_view.query_one(".empty").render())
         await pilot.press("r", "s")  # nothing selected: nothing happens, nothing breaks
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.current_view.crumb == "workloads")
-        assert "compose/shop/api" not in app.current_view.shown_keys
+        assert "name:api" not in app.current_view.shown_keys
         assert app.current_view.selected is not None  # the cursor moved to a neighbour
 
 
@@ -286,12 +288,13 @@ async def test_default_view_from_config(view):
 
 
 async def test_unknown_theme_and_view_in_config_warn_and_fall_back():
-    app, adapter = make_app(Config.model_validate({"ui": {"theme": "neon-nights", "default_view": "pods"}}))
+    app, adapter = make_app(Config.model_validate({"ui": {"theme": "neon-nights", "default_view": "dashboard"}}))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await started(app, adapter, pilot)
         said = notifications(app)
         assert any("ui.theme: no theme named 'neon-nights'" in n and "textual-dark" in n for n in said)
-        assert any("ui.default_view: no view named 'pods' — views: workloads, containers" in n for n in said)
+        views = "workloads, containers, pods, deployments, services, events, namespaces, contexts"
+        assert any(f"ui.default_view: no view named 'dashboard' — views: {views}" in n for n in said)
         assert app.current_view.crumb == "workloads"
 
 
@@ -356,10 +359,11 @@ async def test_a_resync_that_drops_many_rows_keeps_the_right_rows_and_the_cursor
     async with app.run_test(size=SIZE) as pilot:
         adapter.emit(adapter.connected(), Snapshot(Source.COMPOSE, tuple(many)))
         await wait_for(pilot, lambda: app.current_view and app.current_view.table.row_count == 300)
-        select(app, "compose/p250/svc")
+        select(app, "name:svc@compose/p250")
         kept = tuple(i for i in many if int(i.workload.group[1:]) >= 200)  # drops 200 rows at once
         adapter.emit(Snapshot(Source.COMPOSE, kept))
         await wait_for(pilot, lambda: app.current_view.table.row_count == 100, what="200 rows gone")
         view = app.current_view
-        assert view.shown_keys == [f"compose/p{n:03d}/svc" for n in range(200, 300)]
-        assert view.selected_key == "compose/p250/svc"
+        # The same service name in many projects: one row per project, keyed by it.
+        assert view.shown_keys == [f"name:svc@compose/p{n:03d}" for n in range(200, 300)]
+        assert view.selected_key == "name:svc@compose/p250"

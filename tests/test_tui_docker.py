@@ -37,36 +37,64 @@ def cell(app: FerrymanApp, key: str, column: int) -> str | None:
     return row[column] if row else None
 
 
-STATE, HEALTH, READY, PORTS = 2, 3, 4, 5
+def service_key(app: FerrymanApp, project: str, service: str) -> str | None:
+    """The workloads row of `project`'s `service`: "name:web", or "name:web@compose/<project>"
+    while another project on the engine has a `web` too."""
+    return next(
+        (key for key, row in app.current_view.shown_rows().items()
+         if row[NAME].text == service and row[GROUP].text == project),
+        None,
+    )
+
+
+def service_cells(app: FerrymanApp, project: str, service: str) -> list[str] | None:
+    key = service_key(app, project, service)
+    return cells(app, key) if key else None
+
+
+def service_cell(app: FerrymanApp, project: str, service: str, column: int) -> str | None:
+    row = service_cells(app, project, service)
+    return row[column] if row else None
+
+
+# Workloads (one row per logical service) and instance tables (one row per container).
+NAME, LOCATION, GROUP, COMPOSE, K3S, HEALTH, PORTS = range(7)
+STATE = 3  # instance tables: NAME, WHERE, SERVICE, STATE, ...
 
 
 async def test_a_running_project_appears_and_follows_docker_commands(compose_project, docker_client):
     project = compose_project({"web": httpd_service(port=0), "worker": sleeper_service()})
-    web, worker = f"compose/{project.name}/web", f"compose/{project.name}/worker"
     app = make_app()
+
+    def web(column: int) -> str | None:
+        return service_cell(app, project.name, "web", column)
+
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: cell(app, web, HEALTH) == "healthy", TIMEOUT, "web healthy")
-        assert cells(app, worker)[:5] == [project.name, "worker", "running", "no healthcheck", "1/1"]
-        assert "→8080/tcp" in cell(app, web, PORTS)
+        await wait_for(pilot, lambda: web(HEALTH) == "healthy", TIMEOUT, "web healthy")
+        assert service_cells(app, project.name, "worker")[:6] == [
+            "worker", "compose", project.name, "running 1/1", "-", "no healthcheck",
+        ]
+        assert "→8080/tcp" in web(PORTS)
         assert "engine 20." in str(app.query_one(Header).render()) or "engine" in str(app.query_one(Header).render())
 
         # The cursor sits on worker while web changes underneath it.
         view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(worker))
+        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "worker")))
         (web_id,) = project.container_ids(docker_client, "web")
         subprocess.run(["docker", "stop", "-t", "1", web_id], check=True, capture_output=True)
         code = docker_client.api.inspect_container(web_id)["State"]["ExitCode"]
-        await wait_for(pilot, lambda: cell(app, web, STATE) == f"exited ({code})", TIMEOUT, "web stopped")
-        assert cell(app, web, READY) == "0/1"
-        assert view.selected_key == worker
+        await wait_for(pilot, lambda: web(COMPOSE) == f"exited ({code}) 0/1", TIMEOUT, "web stopped")
+        assert view.selected_key == service_key(app, project.name, "worker")
 
         subprocess.run(["docker", "start", web_id], check=True, capture_output=True)
-        await wait_for(pilot, lambda: cell(app, web, STATE) == "running", TIMEOUT, "web running again")
-        await wait_for(pilot, lambda: cell(app, web, HEALTH) == "healthy", TIMEOUT, "web healthy again")
+        await wait_for(pilot, lambda: web(COMPOSE) == "running 1/1", TIMEOUT, "web running again")
+        await wait_for(pilot, lambda: web(HEALTH) == "healthy", TIMEOUT, "web healthy again")
 
+        worker_key = service_key(app, project.name, "worker")
         project.down()
-        await wait_for(pilot, lambda: cells(app, web) is None and cells(app, worker) is None, TIMEOUT, "rows gone")
-        assert view.selected_key != worker
+        await wait_for(pilot, lambda: all(service_cells(app, project.name, svc) is None for svc in ("web", "worker")),
+                       TIMEOUT, "rows gone")
+        assert view.selected_key != worker_key
 
 
 async def test_a_project_brought_up_while_ferryman_runs_appears_by_itself(compose_project):
@@ -76,37 +104,42 @@ async def test_a_project_brought_up_while_ferryman_runs_appears_by_itself(compos
         await wait_for(pilot, lambda: app.hub.store.status, TIMEOUT, "connected")
         project.up()
         for svc in ("api", "db"):
-            key = f"compose/{project.name}/{svc}"
-            await wait_for(pilot, lambda key=key: cell(app, key, STATE) == "running", TIMEOUT, f"{svc} appears")
+            await wait_for(
+                pilot, lambda svc=svc: service_cell(app, project.name, svc, COMPOSE) == "running 1/1", TIMEOUT,
+                f"{svc} appears",
+            )
         project.cli("up", "-d", "--scale", "api=3", "api")
-        await wait_for(pilot, lambda: cell(app, f"compose/{project.name}/api", READY) == "3/3", TIMEOUT, "scaled")
+        await wait_for(
+            pilot, lambda: service_cell(app, project.name, "api", COMPOSE) == "running 3/3", TIMEOUT, "scaled"
+        )
 
 
 async def test_a_healthcheck_turning_unhealthy_reaches_the_row(compose_project, docker_client):
     check = {"test": ["CMD", "test", "-f", "/tmp/ok"], "interval": "1s", "timeout": "1s", "retries": 1}
     project = compose_project({"app": sleeper_service(healthcheck=check)})
-    key = f"compose/{project.name}/app"
     (cid,) = project.container_ids(docker_client)
     subprocess.run(["docker", "exec", cid, "sh", "-c", "echo > /tmp/ok"], check=True)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: cell(app, key, HEALTH) == "healthy", TIMEOUT, "healthy")
+        await wait_for(pilot, lambda: service_cell(app, project.name, "app", HEALTH) == "healthy", TIMEOUT, "healthy")
         subprocess.run(["docker", "exec", cid, "rm", "/tmp/ok"], check=True)
-        await wait_for(pilot, lambda: cell(app, key, HEALTH) == "unhealthy", TIMEOUT, "unhealthy")
+        await wait_for(
+            pilot, lambda: service_cell(app, project.name, "app", HEALTH) == "unhealthy", TIMEOUT, "unhealthy"
+        )
 
 
 async def test_drill_down_and_restart_through_the_ui(compose_project, docker_client):
     project = compose_project({"web": httpd_service(port=0)})
-    key = f"compose/{project.name}/web"
     (cid,) = project.container_ids(docker_client)
     started_before = docker_client.api.inspect_container(cid)["State"]["StartedAt"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: cells(app, key), TIMEOUT, "web row")
+        await wait_for(pilot, lambda: service_key(app, project.name, "web"), TIMEOUT, "web row")
         view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(key))
+        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "web")))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.current_view.crumb == f"{project.name}/web containers")
+        await wait_for(pilot, lambda: app.current_view.crumb == "web (compose)")
+        assert app.current_view.kind.name == "instances"
         assert app.current_view.shown_keys == [f"compose/{cid}"]
         await pilot.press("r", "y")
         await wait_for(
@@ -124,19 +157,23 @@ async def test_stopped_project_shows_its_services_as_stopped(compose_project, do
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         for svc in ("api", "db"):
-            key = f"compose/{project.name}/{svc}"
-            await wait_for(pilot, lambda key=key: cell(app, key, READY) == "0/1", TIMEOUT, f"{svc} 0/1")
-            state, health = cells(app, key)[STATE:HEALTH + 1]
-            assert (state, health) == ("exited (137)", "stopped")  # sleep ignores SIGTERM: killed after 1 s
+            await wait_for(
+                pilot, lambda svc=svc: (service_cell(app, project.name, svc, COMPOSE) or "").endswith(" 0/1"), TIMEOUT,
+                f"{svc} 0/1",
+            )
+            row = service_cells(app, project.name, svc)
+            # sleep ignores SIGTERM: killed after 1 s
+            assert (row[COMPOSE], row[HEALTH]) == ("exited (137) 0/1", "stopped")
 
 
 async def test_daemon_stopping_shows_a_banner_and_restart_resyncs(private_dockerd):
     daemon = private_dockerd
     cid = daemon.run_service_container("shop", "api")
     app = make_app(daemon.host)
-    key = "compose/shop/api"
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: cell(app, key, STATE) == "running", TIMEOUT, "api running")
+        await wait_for(
+            pilot, lambda: service_cell(app, "shop", "api", COMPOSE) == "running 1/1", TIMEOUT, "api running"
+        )
         daemon.stop()
         banner = app.query_one(Banner)
         await wait_for(pilot, lambda: banner.display, TIMEOUT, "banner")

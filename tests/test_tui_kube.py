@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from backends.config import Config
 from backends.hub import Hub
@@ -282,12 +281,30 @@ async def test_forbidden_pods_are_said_and_the_rest_shows(kube: KubeEmulator):
         assert not [n for n in notifications(app) if "Error" in n]
 
 
-@pytest.mark.parametrize("key", ["plus", "S"])
-async def test_scaling_a_compose_only_row_says_why_not(kube: KubeEmulator, key: str):
+async def test_keys_follow_the_selected_rows_side(kube: KubeEmulator):
+    shop(kube)
     app, compose, _k3s = make_app(kube)
     async with app.run_test(size=SIZE) as pilot:
-        await started(app, compose, pilot, rows=2)
-        select(app, "name:api")
-        await pilot.press(key)
-        await wait_for(pilot, lambda: any("docker compose up --scale" in n for n in notifications(app)),
-                       what="explained")
+        await started(app, compose, pilot, rows=3)
+
+        def enabled() -> set[str]:
+            return {b.binding.id for b in app.screen.active_bindings.values() if b.enabled and b.binding.id}
+
+        select(app, "name:api")  # Compose only: scaling is dimmed, stop/start are there
+        await pilot.pause(0.05)
+        assert {"stop", "start"} <= enabled() and not {"scale", "scale_up", "scale_down"} & enabled()
+        await pilot.press("plus")
+        assert not isinstance(app.screen, ScaleScreen)
+        select(app, "name:db")  # k3s only: the other way round
+        await pilot.pause(0.05)
+        assert {"scale", "scale_up", "scale_down"} <= enabled() and not {"stop", "start"} & enabled()
+        select(app, "name:web")  # both: stop/start act on the Compose side, scaling on the k3s side
+        await pilot.pause(0.05)
+        assert {"stop", "start", "scale", "scale_up"} <= enabled()
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        assert app.screen._question == "Stop web (1 container)?"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: compose.performed, what="stopped")
+        assert [(str(action), len(ids)) for action, ids in compose.performed] == [("stop", 1)]
+        assert len(kube.list_objects("pods", "default")) == 3  # the pods were not touched

@@ -284,9 +284,11 @@ class FerrymanApp(App[None]):
         for active in self.screen.active_bindings.values():
             # Ferryman's own bindings carry ids (and are remappable); widget internals
             # such as the table's cursor keys would drown them.
-            if active.enabled and active.binding.id:
+            if active.binding.id:
                 binding = active.binding
-                keys.append((self.get_key_display(binding), binding.description, binding.id or ""))
+                # Dimmed keys are listed too: the help says what exists here, and why not now.
+                what = binding.description if active.enabled else f"{binding.description} (not for this row)"
+                keys.append((self.get_key_display(binding), what, binding.id or ""))
         commands = [(" ".join(f":{w}" for w in c.words), c.help) for c in self.commands]
         title = self.current_view.crumb if self.current_view else "Ferryman"
         self.push_screen(HelpScreen(title, keys, commands))
@@ -319,8 +321,10 @@ class FerrymanApp(App[None]):
             self.notify("Read-only mode: actions are disabled.", severity="warning")
             return
         parts = []
-        if instances:
-            parts.append(f"{len(instances)} container{'s' if len(instances) != 1 else ''}/pod(s)")
+        for noun, count in (("container", sum(i.source == "compose" for i in instances)),
+                            ("pod", sum(i.source == "k3s" for i in instances))):
+            if count:
+                parts.append(f"{count} {noun}{'s' if count != 1 else ''}")
         if rollout is not None:
             parts.append(f"rollout restart of {rollout}")
         if not parts:

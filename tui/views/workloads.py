@@ -175,10 +175,15 @@ class WorkloadsView(InstancesView, ScalingView):
         return service.name, self.store.instances_of_service(service.id)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        service: LogicalService | None = self.selected
         if action == "instances" and parameters and parameters[0] in ("stop", "start"):
-            service: LogicalService | None = self.selected
             if service is not None and service.compose is None:
                 return None  # stop/start are Compose's; a k3s service scales instead
+            # They act on the Compose side only (action_instances), so its pods do not count.
+            return ActionsView.check_action(self, action, parameters)
+        if action in ("scale", "scale_dialog") and service is not None and service.k3s is None:
+            allowed = super().check_action(action, parameters)
+            return None if allowed else allowed  # scaling is the Kubernetes side's: dimmed
         return super().check_action(action, parameters)
 
     def workload_target(self) -> tuple[WorkloadKey, int] | None:
