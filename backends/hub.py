@@ -96,9 +96,6 @@ class Hub:
     async def contexts(self) -> list[str]:
         return await self._kube().contexts()
 
-    async def namespaces(self) -> list[str]:
-        return await self._kube().namespaces()
-
     async def set_context(self, name: str) -> None:
         await self._kube().set_context(name)
 
@@ -123,8 +120,6 @@ class KubeScope(Protocol):
     def namespace(self) -> str | None: ...
 
     async def contexts(self) -> list[str]: ...
-
-    async def namespaces(self) -> list[str]: ...
 
     async def set_context(self, name: str) -> None: ...
 

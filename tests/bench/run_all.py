@@ -27,6 +27,7 @@ BENCHES = {
     "large_table": ([], ["--keys", "60", "--cpu-seconds", "5"]),
     "startup": ([], ["--runs", "4"]),
     "idle": ([], ["--seconds", "10"]),
+    "kube_pods": ([], ["--seconds", "8", "--cpu-seconds", "3", "--bare-seconds", "3"]),
 }
 
 
@@ -120,6 +121,16 @@ def summarize(results: dict[str, dict | None]) -> list[str]:
         lines.append(
             f"startup first paint medians (ms): {', '.join(parts)}; worst ratio {f(s.get('ratio_worst'), 2)}x"
             f"   target <= 1.5x: {verdict(s.get('target_met'))}"
+        )
+    k = results.get("kube_pods")
+    if k:
+        keys = k.get("keys", {})
+        lines.append(
+            f"k3s {k.get('pods')} pods at 50 chg/s: key->frame p95 {f(keys.get('p95'))} ms "
+            f"(bare DataTable {f(k.get('bare_keys', {}).get('p95'))}), first full table {f(k.get('first_table_ms'), 0)} ms "
+            f"(LIST floor {f(k.get('list_floor_ms'), 0)}), workloads {f(k.get('workloads_first_table_ms'), 0)} ms, "
+            f"CPU {f(k.get('cpu_percent'))} %, peak RSS {f(k.get('rss_peak_mb'), 0)} MB"
+            f"   target p95 < 50 ms: {verdict(k.get('target_met'))}"
         )
     i = results.get("idle")
     if i:
