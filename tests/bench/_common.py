@@ -48,6 +48,20 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def steer(kind: str, key: str, cursor: int, rows: int) -> tuple[str, str]:
+    """A navigation key that would do nothing at the table's edge becomes one that moves
+    (a key with no visible effect would never paint, so it cannot be timed)."""
+    if kind == "top" and cursor == 0:
+        return "down", "down"
+    if kind == "down" and cursor >= rows - 1:
+        return "up", "up"
+    if kind == "up" and cursor <= 0:
+        return "down", "down"
+    if kind == "pagedown" and cursor >= rows - 60:
+        return "up", "up"
+    return kind, key
+
+
 def fmt_ms(value: float) -> str:
     return "   n/a" if value is None or math.isnan(value) else f"{value:7.1f}"
 

@@ -66,6 +66,7 @@ from tests.bench._common import (
     run_main,
     send_key,
     stats_line,
+    steer,
     summary,
 )
 from tests.support.scripted import FIXED_NOW, ScriptedAdapter, make_instance
@@ -176,14 +177,7 @@ async def measure_keys(app, probe: FrameProbe, plan, surface, rng: random.Random
         table = surface.table()
         before = table.cursor_row
         rows = table.row_count
-        if kind == "top" and before == 0:
-            kind, key = "down", "down"
-        elif kind == "down" and before >= rows - 1:
-            kind, key = "up", "up"
-        elif kind == "up" and before <= 0:
-            kind, key = "down", "down"
-        elif kind == "pagedown" and before >= rows - 60:
-            kind, key = "up", "up"
+        kind, key = steer(kind, key, before, rows)
 
         def visible() -> bool:
             t = surface.table()

@@ -9,6 +9,7 @@ them while the world changes underneath.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from rich.text import Text
@@ -47,7 +48,11 @@ def _plain_lower(values: Any) -> tuple[str, ...]:
     return tuple(str(v).lower() for v in values)
 
 
+@lru_cache(maxsize=1 << 16)
 def cell_text(cell: Cell) -> Text:
+    """Cells repeat ("Running", "shop", "1/1"): one shared Text each. Building 45,000
+    of them was half the cost of showing 5,000 rows again after a filter; DataTable
+    renders a Text without changing it, so sharing is safe."""
     return Text(cell.text, style=TONE_STYLE[cell.tone], no_wrap=True, overflow="ellipsis")
 
 
@@ -75,6 +80,9 @@ class ResourceView(Vertical):
         self.connection_note: str | None = None
         self._objects: dict[str, Any] = {}
         self._cells: dict[str, tuple[Cell, ...]] = {}  # rendered cells of shown rows
+        # The latest rendering of every object, shown or filtered out: a filter keystroke
+        # matches against these instead of rendering 5,000 rows again.
+        self._rendered: dict[str, tuple[Cell, ...]] = {}
         self._pending: dict[str, Any] = {}
         self._pending_removed: set[str] = set()
         self._flush_scheduled = False
@@ -116,16 +124,21 @@ class ResourceView(Vertical):
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
         removed, self._pending_removed = self._pending_removed, set()
-        table = self.table
-        selected = self.selected_key  # before the batch: that row keeps the cursor
         now = self.app.clock()
         for key in removed:
             self._objects.pop(key, None)
+            self._rendered.pop(key, None)
         rendered: dict[str, tuple[tuple[Cell, ...], bool]] = {}
         for key, obj in pending.items():
             self._objects[key] = obj
-            cells = self.kind.render(obj, now)
+            cells = self._rendered[key] = self.kind.render(obj, now)
             rendered[key] = (cells, self._visible(obj, cells))
+        self._apply(rendered, removed)
+
+    def _apply(self, rendered: dict[str, tuple[tuple[Cell, ...], bool]], removed: set[str]) -> None:
+        """Show, update or hide rows: `rendered` maps keys to (cells, visible)."""
+        table = self.table
+        selected = self.selected_key  # before the batch: that row keeps the cursor
         leaving = len(removed & self._cells.keys()) + sum(
             1 for key, (_cells, visible) in rendered.items() if not visible and key in self._cells
         )
@@ -226,8 +239,14 @@ class ResourceView(Vertical):
         table = self.table
         now = self.app.clock()
         updates: CellUpdates = {}
-        for key, old in list(self._cells.items()):
-            fresh = self.kind.render(self._objects[key], now)
+        # Only the rows on screen: at 5,000 rows, rendering them all took 120 ms every
+        # tick. A row scrolled into view shows an age at most one tick old.
+        for index in table.visible_row_range():
+            key = table.row_key_at(index)
+            old = self._cells.get(key) if key is not None else None
+            if old is None:
+                continue
+            fresh = self._rendered[key] = self.kind.render(self._objects[key], now)
             self._diff_cells(key, old, fresh, updates)
             self._cells[key] = fresh
         with self.app.batch_update():
@@ -245,8 +264,10 @@ class ResourceView(Vertical):
         if text == self.row_filter.text:
             return self.row_filter
         self.row_filter = parse_filter(text)
-        self._pending.update(self._objects)
-        self._flush()
+        self._flush()  # anything pending first, so that every object has its cells
+        self._apply(
+            {k: (cells, self._visible(self._objects[k], cells)) for k, cells in self._rendered.items()}, set()
+        )
         return self.row_filter
 
     # ---- selection ---------------------------------------------------------------------
