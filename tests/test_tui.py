@@ -367,3 +367,14 @@ async def test_a_resync_that_drops_many_rows_keeps_the_right_rows_and_the_cursor
         # The same service name in many projects: one row per project, keyed by it.
         assert view.shown_keys == [f"name:svc@compose/p{n:03d}" for n in range(200, 300)]
         assert view.selected_key == "name:svc@compose/p250"
+
+
+async def test_the_uptime_tick_survives_a_view_whose_table_is_gone():
+    """Seen once in CI: the tick fired while the app shut down, after the table went."""
+    app, adapter = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, adapter, pilot)
+        await app.current_view.table.remove()
+        app._tick()  # noqa: SLF001 - the timer's callback, called at the moment it hurt
+        await pilot.pause()
+        assert app.is_running

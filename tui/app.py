@@ -31,6 +31,7 @@ from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
 from tui.views.workloads import InstancesView, WorkloadsView
 from tui.widgets.chrome import SOURCE_TITLE, Banner, Crumbs, Header
+from tui.widgets.live_table import LiveTable
 from tui.widgets.prompt import Prompt
 from tui.widgets.scale_dialog import ScaleScreen
 from tui.widgets.text_viewer import TextViewerScreen
@@ -156,7 +157,9 @@ class FerrymanApp(App[None]):
             view.set_connection_note(self._note_for(view))
 
     def _tick(self) -> None:
-        if self._stack:
+        # The timer can fire while the app shuts down and the view's table is already
+        # gone (seen once in CI): only a view that still has its table ticks.
+        if self._stack and not self._exit and self._stack[-1].query(LiveTable):
             self._stack[-1].refresh_ticking()
 
     # ---- the view stack ----------------------------------------------------------------
