@@ -1,21 +1,24 @@
 """Shared helpers of the benchmark scripts: statistics, clean-up on signals, the
-frame probe that says when a change has reached a painted frame, key injection,
-machine facts and the one-line summary `run_all` collects.
+frame probe that says when a change has reached a painted frame, key injection and
+timing, a paced load, CPU windows, the bare DataTable baseline, machine facts and the
+one-line summary `run_all` collects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import os
 import platform
+import random
 import signal
 import threading
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +157,72 @@ def machine_line() -> str:
 
 
 # ---- keys -------------------------------------------------------------------------------
+
+KEY_TIMEOUT = 30.0
+CURSOR_AND_FILTER_KINDS = ("top", "down", "up", "pagedown", "open filter /", "filter char", "escape (clear filter)")
+
+
+def cursor_keys(ups: int) -> list[tuple[str, str]]:
+    """(kind, key) pairs of the cursor part of a key cycle: top, 6 down, 2 pagedown, `ups` up.
+    One definition, so that the benchmarks that compare cursor keys time the same moves."""
+    return [("top", "ctrl+home")] + [("down", "down")] * 6 + [("pagedown", "pagedown")] * 2 + [("up", "up")] * ups
+
+
+def filter_keys(word: str) -> list[tuple[str, str]]:
+    """`/`, `word` typed a character at a time, Esc: the filter part of a key cycle (Esc
+    closes the prompt and clears the filter, so every row comes back)."""
+    return [("open filter /", "slash")] + [("filter char", c) for c in word] + [("escape (clear filter)", "escape")]
+
+
+def all_times(by_kind: dict[str, list[float]]) -> list[float]:
+    """Every key time of a {kind: times} record, for the "ALL keys" figures."""
+    return [v for vs in by_kind.values() for v in vs]
+
+
+def cursor_in_view(table: Any) -> bool:
+    """The cursor row is scrolled into view: a cursor key's effect is only on screen then,
+    so key waiters ask this as well as where the cursor is."""
+    header = table.header_height if table.show_header else 0
+    view_rows = table.scrollable_content_region.height - header
+    return table.scroll_y <= table.cursor_row < table.scroll_y + view_rows
+
+
+class KeyTimer:
+    """Times key presses the same way in every benchmark: the key goes on the app's queue as
+    the driver puts it (`send_key`; Pilot.press would wait on CPU-idle heuristics), the clock
+    stops at the first painted frame that shows its effect (a FrameWaiter), and then comes a
+    typist's pause of 30-80 ms, so keys are not in lock-step with the app's timers.
+
+    A key whose effect is not on screen within `timeout` is not timed: its waiter is
+    cancelled and `press` returns None, for the caller to count and say."""
+
+    def __init__(self, app: Any, probe: FrameProbe, rng: random.Random, into: dict[str, list[float]],
+                 timeout: float = KEY_TIMEOUT) -> None:
+        self.app = app
+        self.probe = probe
+        self.rng = rng
+        self.into = into  # kind -> milliseconds
+        self.timeout = timeout
+
+    async def press(self, kind: str, key: str,
+                    waiter: FrameWaiter | Callable[[], Awaitable[FrameWaiter]]) -> float | None:
+        """Milliseconds from the key to the frame that shows it, or None after a timeout.
+        `waiter` may be a coroutine function that gives the waiter once it can be made (when
+        the key mounts the widget to watch); its wait is bounded by the same timeout."""
+        t0 = time.perf_counter()
+        send_key(self.app, key)
+        try:
+            if not isinstance(waiter, FrameWaiter):
+                waiter = await asyncio.wait_for(waiter(), self.timeout)
+            t1 = await asyncio.wait_for(asyncio.shield(waiter.future), self.timeout)
+        except TimeoutError:
+            if isinstance(waiter, FrameWaiter):
+                self.probe.cancel(waiter)
+            return None
+        ms = (t1 - t0) * 1000
+        self.into.setdefault(kind, []).append(ms)
+        await asyncio.sleep(self.rng.uniform(0.03, 0.08))
+        return ms
 
 
 # ---- the frame probe --------------------------------------------------------------------
@@ -305,6 +374,86 @@ class FrameProbe:
             w.future.set_result(now)
 
 
+# ---- load and CPU windows ---------------------------------------------------------------
+
+
+class Paced:
+    """Calls `step()` `rate` times a second on an absolute schedule until `stop()`: a late
+    step does not push back the ones after it, so the rate holds on average, and the steps
+    that came late are counted (`late`) instead of silently lowering the rate."""
+
+    def __init__(self, rate: float, step: Callable[[], object]) -> None:
+        self.rate = rate
+        self.step = step
+        self.sent = 0
+        self.late = 0
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        period = 1 / self.rate
+        next_at = time.perf_counter()
+        while not self._stop.is_set():
+            self.step()
+            self.sent += 1
+            next_at += period
+            delay = next_at - time.perf_counter()
+            if delay < 0:
+                self.late += 1
+            await asyncio.sleep(max(0.0, delay))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class CpuWindow:
+    """What one stretch of wall time cost this process: CPU, frames painted, the share of the
+    CPU spent emulating terminal output, and the cores other processes used meanwhile (a
+    figure from a busy machine reads differently)."""
+
+    seconds: float = math.nan
+    cpu_seconds: float = math.nan
+    cpu_percent: float = math.nan  # of one core
+    frames: int = 0
+    frames_per_s: float = math.nan
+    output_share: float = math.nan  # % of cpu_seconds
+    others_cores: float = math.nan
+
+    @property
+    def ms_per_frame(self) -> float:
+        return self.cpu_seconds / max(self.frames, 1) * 1000
+
+
+class CpuMeter:
+    """Measures a CpuWindow: `start()`, let the work run, `stop()`. Garbage is collected
+    first, so a collection owed to what came before is not billed to the window."""
+
+    def __init__(self, probe: FrameProbe, own_pids: Iterable[int] = ()) -> None:
+        self.probe = probe
+        self.own_pids = list(own_pids)
+
+    def start(self) -> CpuMeter:
+        gc.collect()
+        self._machine = MachineLoad(self.own_pids).start()
+        self._frames0, self._output0 = self.probe.frames, self.probe.output_seconds
+        self._cpu0, self._wall0 = time.process_time(), time.perf_counter()
+        return self
+
+    def stop(self, into: CpuWindow | None = None) -> CpuWindow:
+        """The figures since start(), written into `into` (a CpuWindow or a subclass with more
+        figures) or a new CpuWindow."""
+        cpu_s, wall = time.process_time() - self._cpu0, time.perf_counter() - self._wall0
+        window = CpuWindow() if into is None else into
+        window.seconds = wall
+        window.cpu_seconds = cpu_s
+        window.cpu_percent = cpu_s / wall * 100
+        window.others_cores = self._machine.stop()["others_busy_cores"]
+        window.frames = self.probe.frames - self._frames0
+        window.frames_per_s = window.frames / wall
+        window.output_share = (self.probe.output_seconds - self._output0) / max(cpu_s, 1e-9) * 100
+        return window
+
+
 def process_cpu_seconds() -> float:
     """User + system CPU of this process, all threads."""
     return time.process_time()
@@ -392,3 +541,36 @@ class ForeignEvents:
             self.stream.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+# ---- the bare DataTable baseline ---------------------------------------------------------
+
+
+def bare_data_table(columns: Iterable) -> Any:
+    """The baselines' DataTable: row cursor, no zebra stripes, one column per column spec
+    (`.title`, `.key`) of the Ferryman view it stands for, so both draw the same columns."""
+    from textual.widgets import DataTable
+
+    table: DataTable = DataTable(cursor_type="row", zebra_stripes=False)
+    for column in columns:
+        table.add_column(column.title, key=column.key)
+    return table
+
+
+async def paint_bare_rows(app: Any, pilot: Any, rows: dict, timeout: float) -> tuple[FrameProbe, float, float]:
+    """Installs a FrameProbe on a bare app and adds `rows` ({key: cells}, pre-sorted) to its
+    one DataTable: Textual's own cost of a first full table, next to Ferryman's. Returns the
+    probe and the milliseconds from the first add_row to all rows added, and to the first
+    frame painted with them."""
+    from textual.widgets import DataTable
+
+    probe = FrameProbe(app).install()
+    await pilot.pause()
+    table = app.query_one(DataTable)
+    waiter = probe.waiter([table], lambda: table.row_count == len(rows))
+    t0 = time.perf_counter()
+    for key, cells in rows.items():
+        table.add_row(*cells, key=key)
+    t_data = time.perf_counter()
+    t_frame = await asyncio.wait_for(waiter.future, timeout)
+    return probe, (t_data - t0) * 1000, (t_frame - t0) * 1000

@@ -61,13 +61,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.bench._common import (
+    CURSOR_AND_FILTER_KINDS,
+    KEY_TIMEOUT,
+    CpuWindow,
+    FrameProbe,
+    FrameWaiter,
+    all_times,
+)
+
 SIZE = (200, 50)
 TARGET_KEY_P95_MS = 50.0
-KEY_TIMEOUT = 30.0
 DEPLOYMENT_NAMES = ("api", "worker", "web", "cache", "db", "queue")
 
 
@@ -105,6 +114,7 @@ def _backdate(kube, namespace: str, name: str, rng: random.Random) -> None:  # n
 async def _serve_emulator(args: argparse.Namespace) -> int:
     """Child process: populate the emulator, write the kubeconfig, then obey JSON lines on
     stdin (`churn`, `stop`, `quit`), answering each with one JSON line on stdout."""
+    from tests.bench._common import Paced
     from tests.support.kube_emulator import KubeEmulator
 
     rng = random.Random(args.seed)
@@ -148,7 +158,7 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
 
         threading.Thread(target=read_stdin, daemon=True, name="commands").start()
         stats: dict[str, Any] = {}
-        stop = asyncio.Event()
+        pacer: Paced | None = None
         churn_task: asyncio.Task | None = None
         deleted: list[_Pod] = []
 
@@ -188,41 +198,37 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
             }])
             return "crashloop"
 
-        async def churn(rate: float) -> None:
-            period = 1 / rate
-            next_at = t_start = time.perf_counter()
-            busy = 0.0
-            while not stop.is_set():
-                t = time.perf_counter()
-                kind = change()
-                busy += time.perf_counter() - t
-                stats["by_kind"][kind] = stats["by_kind"].get(kind, 0) + 1
-                stats["sent"] += 1
-                next_at += period
-                delay = next_at - time.perf_counter()
-                if delay < 0:
-                    stats["late"] += 1
-                await asyncio.sleep(max(0.0, delay))
-            stats["seconds"] = time.perf_counter() - t_start
-            stats["write_ms_mean"] = busy / max(stats["sent"], 1) * 1000
+        def timed_change() -> None:
+            t = time.perf_counter()
+            kind = change()
+            stats["write_seconds"] += time.perf_counter() - t
+            stats["by_kind"][kind] = stats["by_kind"].get(kind, 0) + 1
+
+        async def churn(pacer: Paced) -> None:
+            t_start = time.perf_counter()
+            await pacer.run()
+            stats.update(sent=pacer.sent, late=pacer.late, seconds=time.perf_counter() - t_start,
+                         write_ms_mean=stats.pop("write_seconds") / max(pacer.sent, 1) * 1000)
 
         while True:
             command = await commands.get()
             if command is None or command["cmd"] == "quit":
                 break
             if command["cmd"] == "churn":
-                stop.clear()
                 stats.clear()
-                stats.update(sent=0, late=0, by_kind={})
-                churn_task = asyncio.create_task(churn(float(command["rate"])))
+                stats.update(write_seconds=0.0, by_kind={})
+                pacer = Paced(float(command["rate"]), timed_change)
+                churn_task = asyncio.create_task(churn(pacer))
                 say({"ok": "churn"})
             elif command["cmd"] == "stop":
-                stop.set()
+                if pacer is not None:
+                    pacer.stop()
                 if churn_task is not None:
                     await churn_task
                     churn_task = None
                 say({**stats, "pods": len(pods)})
-        stop.set()
+        if pacer is not None:
+            pacer.stop()
         if churn_task is not None:
             await churn_task
     return 0
@@ -317,15 +323,10 @@ class RssSampler:
 
 
 @dataclasses.dataclass
-class Window:
+class Window(CpuWindow):
     """CPU over one window: ours (process_time) and the emulator's, and what happened."""
 
-    seconds: float = float("nan")
-    cpu_percent: float = float("nan")
     emulator_cpu_percent: float = float("nan")
-    others_cores: float = float("nan")
-    frames_per_s: float = float("nan")
-    output_share: float = float("nan")
     store_share: float = float("nan")
     flush_share: float = float("nan")
     tick_share: float = float("nan")
@@ -362,7 +363,7 @@ class Result:
     bare_keys: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def all_keys(self) -> list[float]:
-        return [v for vs in self.keys.values() for v in vs]
+        return all_times(self.keys)
 
 
 class Probes:
@@ -489,25 +490,18 @@ async def window(seconds: float, emulator: Emulator, probe, probes: Probes, into
     await _measured(asyncio.sleep(seconds), emulator, probe, probes, into)
 
 
-async def _measured(work, emulator: Emulator, probe, probes: Probes, into: Window) -> Any:  # noqa: ANN001
-    from tests.bench._common import MachineLoad
+async def _measured(work, emulator: Emulator, probe: FrameProbe, probes: Probes, into: Window) -> Any:  # noqa: ANN001
+    from tests.bench._common import CpuMeter
 
-    gc.collect()
-    machine = MachineLoad(own_pids=[os.getpid(), emulator.proc.pid]).start()
-    f0, o0, s0, fl0, fs0, t0, e0 = (probe.frames, probe.output_seconds, probes.store_seconds, probes.flushes,
-                                    probes.flush_seconds, probes.tick_seconds, probes.store_events)
+    meter = CpuMeter(probe, own_pids=[os.getpid(), emulator.proc.pid]).start()
+    s0, fl0, fs0, t0, e0 = (probes.store_seconds, probes.flushes, probes.flush_seconds, probes.tick_seconds,
+                            probes.store_events)
     em0 = emulator.cpu_seconds()
     calls0 = {name: len(values) for name, values in probes.calls.items()}
-    c0, w0 = time.process_time(), time.perf_counter()
     value = await work
-    c1, w1 = time.process_time(), time.perf_counter()
-    wall, cpu = w1 - w0, max(c1 - c0, 1e-9)
-    into.seconds = wall
-    into.cpu_percent = cpu / wall * 100
+    meter.stop(into)
+    wall, cpu = into.seconds, max(into.cpu_seconds, 1e-9)
     into.emulator_cpu_percent = (emulator.cpu_seconds() - em0) / wall * 100
-    into.others_cores = machine.stop()["others_busy_cores"]
-    into.frames_per_s = (probe.frames - f0) / wall
-    into.output_share = (probe.output_seconds - o0) / cpu * 100
     into.store_share = (probes.store_seconds - s0) / cpu * 100
     into.flush_share = (probes.flush_seconds - fs0) / cpu * 100
     into.tick_share = (probes.tick_seconds - t0) / cpu * 100
@@ -520,13 +514,14 @@ async def _measured(work, emulator: Emulator, probe, probes: Probes, into: Windo
 
 def key_plan(rng: random.Random, pod_names: list[str], namespaces: int) -> list[tuple[str, str]]:
     """One cycle: cursor moves, a page, a filter typed and cleared, `:pods` again."""
-    plan: list[tuple[str, str]] = [("top", "ctrl+home")] + [("down", "down")] * 6
-    plan += [("pagedown", "pagedown")] * 2 + [("up", "up")] * 3
+    from tests.bench._common import cursor_keys, filter_keys
+
+    plan = cursor_keys(3)
     if rng.random() < 0.5:
         word = f"s-{rng.randrange(namespaces):02d}"  # a namespace: 100 rows stay
     else:
         word = rng.choice(pod_names).rsplit("-", 1)[-1][:4]  # part of a pod's name: ~1 row stays
-    plan += [("open filter /", "slash")] + [("filter char", c) for c in word] + [("escape (clear filter)", "escape")]
+    plan += filter_keys(word)
     plan += [("down", "down")] * 2
     plan += [("open command :", "colon")] + [("command char", c) for c in "pods"] + [("enter :pods", "enter")]
     return plan
@@ -534,12 +529,13 @@ def key_plan(rng: random.Random, pod_names: list[str], namespaces: int) -> list[
 
 async def measure_keys(app, probe, probes: Probes, seconds: float, rng: random.Random, result: Result,  # noqa: ANN001
                        namespaces: int) -> int:
-    from tests.bench._common import send_key, steer
+    from tests.bench._common import KeyTimer, cursor_in_view, steer
     from tui.widgets.chrome import Crumbs
     from tui.widgets.prompt import Prompt
 
     prompt = app.query_one(Prompt)
     crumbs = app.query_one(Crumbs)
+    timer = KeyTimer(app, probe, rng, result.keys, KEY_TIMEOUT)
     deadline = time.perf_counter() + seconds
     typed = ""
     sent = 0
@@ -557,10 +553,11 @@ async def measure_keys(app, probe, probes: Probes, seconds: float, rng: random.R
     probes.on_first_flush = first_flush
 
     def visible() -> bool:
-        t = app.current_view.table
-        header = t.header_height if t.show_header else 0
-        rows = t.scrollable_content_region.height - header
-        return t.scroll_y <= t.cursor_row < t.scroll_y + rows
+        return cursor_in_view(app.current_view.table)
+
+    async def switched() -> FrameWaiter:  # the waiter of `enter :pods`, once the new view is mounted
+        await switch["ready"].wait()
+        return switch["waiter"]
 
     while time.perf_counter() < deadline or (plan and plan[0][0] in ("filter char", "escape (clear filter)",
                                                                        "command char", "enter :pods")):
@@ -572,7 +569,7 @@ async def measure_keys(app, probe, probes: Probes, seconds: float, rng: random.R
         table = view.table
         before, rows, before_key = table.cursor_row, table.row_count, view.selected_key
         kind, key = steer(kind, key, before, rows)
-        waiter = None
+        waiter: FrameWaiter | Callable[[], Awaitable[FrameWaiter]]
         if kind == "top":
             waiter = probe.waiter([table], lambda: app.current_view.table.cursor_row == 0 and visible())
         elif kind in ("down", "up", "pagedown"):
@@ -599,44 +596,43 @@ async def measure_keys(app, probe, probes: Probes, seconds: float, rng: random.R
         else:  # enter :pods: the waiter is made when the new view is mounted
             switch.clear()
             switch["ready"] = asyncio.Event()
-        t0 = time.perf_counter()
-        send_key(app, key)
+            waiter = switched
         sent += 1
-        try:
-            if waiter is None:
-                await asyncio.wait_for(switch["ready"].wait(), KEY_TIMEOUT)
-                waiter = switch["waiter"]
-            t1 = await asyncio.wait_for(asyncio.shield(waiter.future), KEY_TIMEOUT)
-        except TimeoutError:
-            if waiter is not None:
-                probe.cancel(waiter)
+        if await timer.press(kind, key, waiter) is None:
             result.timeouts += 1
             print(f"    timeout: {kind} {key!r} not on screen after {KEY_TIMEOUT:g}s", flush=True)
-            continue
-        result.keys.setdefault(kind, []).append((t1 - t0) * 1000)
-        await asyncio.sleep(rng.uniform(0.03, 0.08))  # a fast typist, not in lock-step with timers
     probes.on_first_flush = None
     return sent
 
 
-async def run_pods(args: argparse.Namespace, emulator: Emulator, rss: RssSampler, result: Result) -> None:
-    from tests.bench._common import FrameProbe
-
-    expected = emulator.info["pods"]
+def instrumented_app(args: argparse.Namespace, emulator: Emulator, view: str, expected: int,
+                     ) -> tuple[Any, FrameProbe, Probes, dict[str, Any]]:
+    """A Ferryman app on the emulator that starts in `view`, with its FrameProbe and the Probes
+    installed (close them when done). `first["waiter"]` is made on that view's first flush,
+    before any row is in its table, and resolves at the first frame with `expected` rows: the
+    end of start -> first full table, for each start view the same way."""
     probes = Probes()
-    app = make_app(emulator, "pods", args.uptime_refresh)
+    app = make_app(emulator, view, args.uptime_refresh)
     probe = FrameProbe(app).install()
     first: dict[str, Any] = {}
 
-    def first_flush(view) -> None:  # noqa: ANN001
-        if view.kind.name == "pods" and "waiter" not in first:
-            first["waiter"] = probe.waiter([view.table], lambda: view.table.row_count == expected)
+    def first_flush(mounted) -> None:  # noqa: ANN001
+        if mounted.kind.name == view and "waiter" not in first:
+            first["waiter"] = probe.waiter([mounted.table], lambda: mounted.table.row_count == expected)
+
+    probes.on_first_flush = first_flush
+    return app, probe, probes, first
+
+
+async def run_pods(args: argparse.Namespace, emulator: Emulator, rss: RssSampler, result: Result) -> None:
+    expected = emulator.info["pods"]
+    app, probe, probes, first = instrumented_app(args, emulator, "pods", expected)
 
     def after_flush(view) -> None:  # noqa: ANN001
         if "rows_at" not in first and view.kind.name == "pods" and view.table.row_count == expected:
             first["rows_at"] = time.perf_counter()
 
-    probes.on_first_flush, probes.after_flush = first_flush, after_flush
+    probes.after_flush = after_flush
     try:
         t_start = time.perf_counter()
         async with app.run_test(size=SIZE):
@@ -673,19 +669,7 @@ async def run_pods(args: argparse.Namespace, emulator: Emulator, rss: RssSampler
 
 
 async def run_workloads(args: argparse.Namespace, emulator: Emulator, result: Result) -> None:
-    from tests.bench._common import FrameProbe
-
-    expected = emulator.info["deployments"]
-    probes = Probes()
-    app = make_app(emulator, "workloads", args.uptime_refresh)
-    probe = FrameProbe(app).install()
-    first: dict[str, Any] = {}
-
-    def first_flush(view) -> None:  # noqa: ANN001
-        if view.kind.name == "workloads" and "waiter" not in first:
-            first["waiter"] = probe.waiter([view.table], lambda: view.table.row_count == expected)
-
-    probes.on_first_flush = first_flush
+    app, probe, probes, first = instrumented_app(args, emulator, "workloads", emulator.info["deployments"])
     try:
         t_start = time.perf_counter()
         async with app.run_test(size=SIZE):
@@ -710,41 +694,37 @@ async def run_bare(args: argparse.Namespace, result: Result) -> None:
     from textual.widgets import DataTable
 
     from backends.kube_rows import POD_COLUMNS
-    from tests.bench._common import FrameProbe, send_key
+    from tests.bench._common import (
+        KeyTimer,
+        bare_data_table,
+        cursor_in_view,
+        cursor_keys,
+        paint_bare_rows,
+    )
     from tui.views.table import cell_text
 
     class BareApp(App[None]):
         CSS = "DataTable { height: 1fr; }"
 
         def compose(self) -> ComposeResult:
-            table: DataTable = DataTable(cursor_type="row", zebra_stripes=False)
-            for column in POD_COLUMNS:
-                table.add_column(column.title, key=column.key)
-            yield table
+            yield bare_data_table(POD_COLUMNS)
 
     rows = {key: tuple(cell_text(c) for c in cells) for key, cells in result.rows.items()}
     app = BareApp()
     rng = random.Random(args.seed)
     async with app.run_test(size=SIZE) as pilot:
-        probe = FrameProbe(app).install()
-        await pilot.pause()
+        probe, _, result.bare_first_ms = await paint_bare_rows(app, pilot, rows, 120)
         table = app.query_one(DataTable)
-        waiter = probe.waiter([table], lambda: table.row_count == len(rows))
-        t0 = time.perf_counter()
-        for key, cells in rows.items():
-            table.add_row(*cells, key=key)
-        result.bare_first_ms = (await asyncio.wait_for(waiter.future, 120) - t0) * 1000
+        timer = KeyTimer(app, probe, rng, result.bare_keys, KEY_TIMEOUT)
 
         def visible() -> bool:
-            header = table.header_height if table.show_header else 0
-            return table.scroll_y <= table.cursor_row < table.scroll_y + table.scrollable_content_region.height - header
+            return cursor_in_view(table)
 
         deadline = time.perf_counter() + args.bare_seconds
         plan: list[tuple[str, str]] = []
         while time.perf_counter() < deadline:
             if not plan:
-                plan = [("top", "ctrl+home")] + [("down", "down")] * 6 + [("pagedown", "pagedown")] * 2 + \
-                    [("up", "up")] * 3
+                plan = cursor_keys(3)
             kind, key = plan.pop(0)
             before = table.cursor_row
             if kind == "top" and before == 0:
@@ -754,21 +734,12 @@ async def run_bare(args: argparse.Namespace, result: Result) -> None:
                 waiter = probe.waiter([table], lambda before=before: table.cursor_row > before and visible())
             else:
                 waiter = probe.waiter([table], lambda want=want: table.cursor_row == want and visible())
-            t0 = time.perf_counter()
-            send_key(app, key)
-            try:
-                t1 = await asyncio.wait_for(asyncio.shield(waiter.future), KEY_TIMEOUT)
-            except TimeoutError:
-                probe.cancel(waiter)
-                continue
-            result.bare_keys.setdefault(kind, []).append((t1 - t0) * 1000)
-            await asyncio.sleep(rng.uniform(0.03, 0.08))
+            await timer.press(kind, key, waiter)  # a timeout is not timed, as in Ferryman's key phase
 
 
 # ==== report =====================================================================================
 
-KINDS = ("top", "down", "up", "pagedown", "open filter /", "filter char", "escape (clear filter)",
-         "open command :", "command char", "enter :pods")
+KINDS = (*CURSOR_AND_FILTER_KINDS, "open command :", "command char", "enter :pods")
 
 
 def mb(n: int) -> str:
@@ -823,7 +794,7 @@ def report(args: argparse.Namespace, emulator: Emulator, r: Result) -> dict:
     allk = r.all_keys()
     print(stats_line("ALL keys", allk, 24))
     if r.bare_keys:
-        bare_all = [v for vs in r.bare_keys.values() for v in vs]
+        bare_all = all_times(r.bare_keys)
         print(stats_line("bare DataTable, no load", bare_all, 24) + "  (top/down/pagedown/up only)")
     if r.timeouts:
         print(f"  !! {r.timeouts} key(s) never reached the screen within {KEY_TIMEOUT:g}s")
@@ -842,7 +813,7 @@ def report(args: argparse.Namespace, emulator: Emulator, r: Result) -> dict:
         "cpu_keys_percent": r.keyed.cpu_percent,
         "keys": summary(allk),
         "keys_by_kind": {k: summary(v) for k, v in r.keys.items()},
-        "bare_keys": summary([v for vs in r.bare_keys.values() for v in vs]),
+        "bare_keys": summary(all_times(r.bare_keys)),
         "bare_first_table_ms": r.bare_first_ms,
         "timeouts": r.timeouts,
         "target_met": met,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import random
 import re
 import sys
@@ -57,14 +56,24 @@ from backends.hub import Hub
 from backends.model import Health, Instance, InstanceChanged, RunState, Snapshot, Source
 from backends.rows import INSTANCE_COLUMNS, instance_row
 from tests.bench._common import (
+    CURSOR_AND_FILTER_KINDS,
+    KEY_TIMEOUT,
+    CpuMeter,
+    CpuWindow,
     FrameProbe,
-    MachineLoad,
+    KeyTimer,
+    Paced,
+    all_times,
+    bare_data_table,
+    cursor_in_view,
+    cursor_keys,
     emit_summary,
+    filter_keys,
     machine_line,
+    paint_bare_rows,
     percentile,
     ratio,
     run_main,
-    send_key,
     stats_line,
     steer,
     summary,
@@ -77,7 +86,6 @@ from tui.widgets.prompt import Prompt
 
 SIZE = (160, 50)
 TARGET_KEY_P95_MS = 50.0
-KEY_TIMEOUT = 30.0
 
 
 def build_instances(projects: int, services: int, replicas: int, rng: random.Random) -> list[Instance]:
@@ -111,34 +119,16 @@ def mutate(inst: Instance, rng: random.Random) -> Instance:
     return replace(inst, restarts=inst.restarts + 1)
 
 
-@dataclass
-class Load:
-    """Emits `rate` changes per second on an absolute schedule until stopped."""
+def random_changes(emit: Callable[[Instance], None], instances: list[Instance], rate: float, rng: random.Random) -> Paced:
+    """Emits `rate` changes per second (a random instance of `instances`, mutated in place)
+    on an absolute schedule until stopped."""
 
-    emit: Callable[[Instance], None]
-    instances: list[Instance]
-    rate: float
-    rng: random.Random
-    sent: int = 0
-    late: int = 0
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    def change() -> None:
+        i = rng.randrange(len(instances))
+        instances[i] = mutate(instances[i], rng)
+        emit(instances[i])
 
-    async def run(self) -> None:
-        period = 1 / self.rate
-        next_at = time.perf_counter()
-        while not self._stop.is_set():
-            i = self.rng.randrange(len(self.instances))
-            self.instances[i] = mutate(self.instances[i], self.rng)
-            self.emit(self.instances[i])
-            self.sent += 1
-            next_at += period
-            delay = next_at - time.perf_counter()
-            if delay < 0:
-                self.late += 1
-            await asyncio.sleep(max(0.0, delay))
-
-    def stop(self) -> None:
-        self._stop.set()
+    return Paced(rate, change)
 
 
 @dataclass
@@ -146,26 +136,22 @@ class Result:
     name: str
     first_table_data_ms: float = float("nan")
     first_table_frame_ms: float = float("nan")
-    cpu_percent: float = float("nan")
-    cpu_frames_per_s: float = float("nan")
-    cpu_ms_per_frame: float = float("nan")
-    output_share: float = float("nan")
-    others_cores: float = float("nan")
+    cpu: CpuWindow = field(default_factory=CpuWindow)  # under load, no keys
     load_rate: float = float("nan")
     keys: dict[str, list[float]] = field(default_factory=dict)
     timeouts: int = 0
 
     def all_keys(self) -> list[float]:
-        return [v for vs in self.keys.values() for v in vs]
+        return all_times(self.keys)
 
 
 def key_plan(rng: random.Random, count: int, projects: int, services: int) -> list[tuple[str, str]]:
     """(kind, key) pairs; one cycle: cursor moves, a page, a filter typed and cleared."""
     plan: list[tuple[str, str]] = []
     while len(plan) < count:
-        plan += [("top", "ctrl+home")] + [("down", "down")] * 6 + [("pagedown", "pagedown")] * 2 + [("up", "up")] * 4
+        plan += cursor_keys(4)
         word = rng.choice((f"svc{rng.randrange(services):02d}", f"j{rng.randrange(projects):03d}"))[-4:]
-        plan += [("open filter /", "slash")] + [("filter char", c) for c in word] + [("escape (clear filter)", "escape")]
+        plan += filter_keys(word)
         plan += [("down", "down")] * 2
     return plan[:count]
 
@@ -173,6 +159,7 @@ def key_plan(rng: random.Random, count: int, projects: int, services: int) -> li
 async def measure_keys(app, probe: FrameProbe, plan, surface, rng: random.Random, result: Result) -> None:  # noqa: ANN001
     """`surface` adapts the app under test: table(), prompt(), filter_text(), total_rows(), extra_widgets()."""
     typed = ""
+    timer = KeyTimer(app, probe, rng, result.keys, KEY_TIMEOUT)
     for kind, key in plan:
         table = surface.table()
         before = table.cursor_row
@@ -180,10 +167,7 @@ async def measure_keys(app, probe: FrameProbe, plan, surface, rng: random.Random
         kind, key = steer(kind, key, before, rows)
 
         def visible() -> bool:
-            t = surface.table()
-            header = t.header_height if t.show_header else 0
-            view_rows = t.scrollable_content_region.height - header
-            return t.scroll_y <= t.cursor_row < t.scroll_y + view_rows
+            return cursor_in_view(surface.table())
 
         if kind == "down":
             want = before + 1
@@ -215,35 +199,17 @@ async def measure_keys(app, probe: FrameProbe, plan, surface, rng: random.Random
                 not prompt.display and surface.filter_text() == "" and surface.table().row_count == total
             )
             widgets = [table, *surface.extra_widgets()]
-        waiter = probe.waiter(widgets, predicate)
-        t0 = time.perf_counter()
-        send_key(app, key)
-        try:
-            t1 = await asyncio.wait_for(asyncio.shield(waiter.future), KEY_TIMEOUT)
-        except TimeoutError:
-            probe.cancel(waiter)
+        if await timer.press(kind, key, probe.waiter(widgets, predicate)) is None:
             result.timeouts += 1
             print(f"    timeout: {kind} {key!r} not on screen after {KEY_TIMEOUT}s", flush=True)
-            continue
-        result.keys.setdefault(kind, []).append((t1 - t0) * 1000)
-        await asyncio.sleep(rng.uniform(0.03, 0.08))  # a fast typist, not in lock-step with timers
 
 
-async def measure_cpu(seconds: float, probe: FrameProbe, load: Load, result: Result) -> None:
-    frames0, sent0, out0 = probe.frames, load.sent, probe.output_seconds
-    gc.collect()
-    machine = MachineLoad().start()
-    c0, w0 = time.process_time(), time.perf_counter()
+async def measure_cpu(seconds: float, probe: FrameProbe, load: Paced, result: Result) -> None:
+    sent0 = load.sent
+    meter = CpuMeter(probe).start()
     await asyncio.sleep(seconds)
-    c1, w1 = time.process_time(), time.perf_counter()
-    wall = w1 - w0
-    result.others_cores = machine.stop()["others_busy_cores"]
-    frames = probe.frames - frames0
-    result.cpu_percent = (c1 - c0) / wall * 100
-    result.cpu_frames_per_s = frames / wall
-    result.cpu_ms_per_frame = (c1 - c0) / max(frames, 1) * 1000
-    result.output_share = (probe.output_seconds - out0) / max(c1 - c0, 1e-9) * 100
-    result.load_rate = (load.sent - sent0) / wall
+    result.cpu = meter.stop()
+    result.load_rate = (load.sent - sent0) / result.cpu.seconds
 
 
 # ---- Ferryman -------------------------------------------------------------------------------
@@ -288,7 +254,6 @@ async def run_ferryman(view: str, args: argparse.Namespace, instances: list[Inst
             flush_state["full_at"] = time.perf_counter()
 
     ResourceView._flush = flush  # type: ignore[method-assign]
-    load: Load | None = None
     try:
         async with app.run_test(size=SIZE) as pilot:
             probe = FrameProbe(app).install()
@@ -306,7 +271,7 @@ async def run_ferryman(view: str, args: argparse.Namespace, instances: list[Inst
             result.first_table_frame_ms = (t_frame - t0) * 1000
 
             live = list(instances)
-            load = Load(lambda inst: adapter.emit(InstanceChanged(inst)), live, args.rate, random.Random(args.seed + 1))
+            load = random_changes(lambda inst: adapter.emit(InstanceChanged(inst)), live, args.rate, random.Random(args.seed + 1))
             load_task = asyncio.create_task(load.run())
             await asyncio.sleep(2)  # settle: the load is running, nothing else
             calls0, secs0 = flush_state["calls"], flush_state["seconds"]
@@ -314,7 +279,7 @@ async def run_ferryman(view: str, args: argparse.Namespace, instances: list[Inst
             calls, secs = flush_state["calls"] - calls0, flush_state["seconds"] - secs0
             print(
                 f"    [{view}] during the CPU window: {calls} flushes, mean {secs / max(calls, 1) * 1000:.2f} ms, "
-                f"{result.cpu_frames_per_s:.1f} frames/s, load {result.load_rate:.1f} changes/s",
+                f"{result.cpu.frames_per_s:.1f} frames/s, load {result.load_rate:.1f} changes/s",
                 flush=True,
             )
             plan = key_plan(rng, args.keys, args.projects, args.services)
@@ -341,10 +306,7 @@ class BareTableApp(App[None]):
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
-        table: DataTable = DataTable(cursor_type="row", zebra_stripes=False)
-        for column in INSTANCE_COLUMNS:
-            table.add_column(column.title, key=column.key)
-        yield table
+        yield bare_data_table(INSTANCE_COLUMNS)
         yield Input(id="filter")
 
     def action_filter(self) -> None:
@@ -407,18 +369,9 @@ async def run_bare(args: argparse.Namespace, instances: list[Instance]) -> Resul
     rows = {i.key: tuple(cell_text(c) for c in instance_row(i, now())) for i in ordered}
     app = BareTableApp({})
     async with app.run_test(size=SIZE) as pilot:
-        probe = FrameProbe(app).install()
-        await pilot.pause()
-        table = app.query_one(DataTable)
-        waiter = probe.waiter([table], lambda: table.row_count == len(rows))
-        t0 = time.perf_counter()
         app.rows = rows
-        for key, cells in rows.items():
-            table.add_row(*cells, key=key)
-        t_data = time.perf_counter()
-        t_frame = await asyncio.wait_for(waiter.future, 60)
-        result.first_table_data_ms = (t_data - t0) * 1000
-        result.first_table_frame_ms = (t_frame - t0) * 1000
+        probe, result.first_table_data_ms, result.first_table_frame_ms = await paint_bare_rows(app, pilot, rows, 60)
+        table = app.query_one(DataTable)
 
         columns = [c.key for c in INSTANCE_COLUMNS]
 
@@ -433,12 +386,12 @@ async def run_bare(args: argparse.Namespace, instances: list[Instance]) -> Resul
                     table.update_cell(inst.key, column, b)
 
         live = list(instances)
-        load = Load(apply, live, args.rate, random.Random(args.seed + 1))
+        load = random_changes(apply, live, args.rate, random.Random(args.seed + 1))
         load_task = asyncio.create_task(load.run())
         await asyncio.sleep(2)
         await measure_cpu(args.cpu_seconds, probe, load, result)
         print(
-            f"    [bare] during the CPU window: {result.cpu_frames_per_s:.1f} frames/s, load {result.load_rate:.1f} changes/s",
+            f"    [bare] during the CPU window: {result.cpu.frames_per_s:.1f} frames/s, load {result.load_rate:.1f} changes/s",
             flush=True,
         )
         plan = key_plan(rng, args.keys, args.projects, args.services)
@@ -449,8 +402,6 @@ async def run_bare(args: argparse.Namespace, instances: list[Instance]) -> Resul
 
 
 # ---- report ----------------------------------------------------------------------------------
-
-KINDS = ("top", "down", "up", "pagedown", "open filter /", "filter char", "escape (clear filter)")
 
 
 def report(results: list[Result], args: argparse.Namespace) -> dict:
@@ -469,16 +420,16 @@ def report(results: list[Result], args: argparse.Namespace) -> dict:
             + ("" if r is base else f"   (painted vs bare: {ratio(r.first_table_frame_ms, base.first_table_frame_ms)})")
         )
         print(
-            f"  CPU under load, no keys: {r.cpu_percent:5.1f} % of one core ({r.load_rate:.1f} changes/s achieved)"
-            + ("" if r is base else f"   (vs bare: {ratio(r.cpu_percent, base.cpu_percent)})")
+            f"  CPU under load, no keys: {r.cpu.cpu_percent:5.1f} % of one core ({r.load_rate:.1f} changes/s achieved)"
+            + ("" if r is base else f"   (vs bare: {ratio(r.cpu.cpu_percent, base.cpu.cpu_percent)})")
         )
         print(
-            f"    {r.cpu_frames_per_s:.1f} frames/s painted, {r.cpu_ms_per_frame:.0f} ms CPU per frame, "
-            f"{r.output_share:.0f} % of the CPU in the emulated terminal output; "
-            f"other processes used {r.others_cores:.2f} cores meanwhile"
+            f"    {r.cpu.frames_per_s:.1f} frames/s painted, {r.cpu.ms_per_frame:.0f} ms CPU per frame, "
+            f"{r.cpu.output_share:.0f} % of the CPU in the emulated terminal output; "
+            f"other processes used {r.cpu.others_cores:.2f} cores meanwhile"
         )
         print("  key press -> painted frame:")
-        for kind in KINDS:
+        for kind in CURSOR_AND_FILTER_KINDS:
             if kind in r.keys:
                 line = stats_line(kind, r.keys[kind], 24)
                 if r is not base and kind in base.keys:
@@ -493,9 +444,9 @@ def report(results: list[Result], args: argparse.Namespace) -> dict:
             print(f"  !! {r.timeouts} key(s) never reached the screen within {KEY_TIMEOUT:g}s")
         out[r.name] = {
             "first_table_ms": r.first_table_frame_ms,
-            "cpu_percent": r.cpu_percent,
-            "frames_per_s": r.cpu_frames_per_s,
-            "others_cores": r.others_cores,
+            "cpu_percent": r.cpu.cpu_percent,
+            "frames_per_s": r.cpu.frames_per_s,
+            "others_cores": r.cpu.others_cores,
             "keys": summary(allk),
             "keys_by_kind": {k: summary(v) for k, v in r.keys.items()},
             "timeouts": r.timeouts,
