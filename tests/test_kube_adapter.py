@@ -43,7 +43,6 @@ from backends.model import (
     Namespace,
     ConnState,
     Health,
-    Instance,
     InstanceGone,
     Port,
     RunState,
@@ -52,7 +51,7 @@ from backends.model import (
     WorkloadKey,
     WorkloadSpec,
 )
-from tests.support.feed import AdapterFeed
+from tests.support.feed import KubeFeed
 from tests.support.kube_emulator import KubeEmulator
 
 DEADLINE = 10.0
@@ -364,19 +363,8 @@ def test_backoff_delays() -> None:
 # ---- live: helpers -------------------------------------------------------------------------------
 
 
-class Feed(AdapterFeed):
+class Feed(KubeFeed):
     deadline = DEADLINE
-
-    def pods(self) -> dict[str, Instance]:
-        """Pod name -> instance; fails on two rows for one pod name."""
-        found: dict[str, Instance] = {}
-        for inst in self.store.instances.values():
-            assert inst.name not in found, f"pod {inst.name} appears twice"
-            found[inst.name] = inst
-        return found
-
-    def pod_names(self) -> set[str]:
-        return set(self.pods())
 
     def workload(self, namespace: str, name: str):
         return self.store.workloads.get(WorkloadKey(Source.K3S, namespace, name).id)

@@ -26,7 +26,7 @@ from backends.model import (
     Source,
     WorkloadKey,
 )
-from tests.support.feed import AdapterFeed
+from tests.support.feed import KubeFeed
 
 if TYPE_CHECKING:  # imported by pytest below, as a plugin (so that its asserts are rewritten)
     from tests.support.cluster import Cluster
@@ -35,21 +35,10 @@ if TYPE_CHECKING:  # imported by pytest below, as a plugin (so that its asserts 
 pytest_plugins = ["tests.support.cluster"]
 
 
-class Feed(AdapterFeed):
+class Feed(KubeFeed):
     def __init__(self, adapter: KubeAdapter, cluster: Cluster) -> None:
         super().__init__(adapter)
         self.deadline = cluster.timeout
-
-    def pods(self) -> dict[str, Instance]:
-        """Pod name -> instance; fails on two rows for one pod name."""
-        found: dict[str, Instance] = {}
-        for inst in self.store.instances.values():
-            assert inst.name not in found, f"pod {inst.name} appears twice"
-            found[inst.name] = inst
-        return found
-
-    def pod_names(self) -> set[str]:
-        return set(self.pods())
 
     def pods_of(self, workload: str) -> dict[str, Instance]:
         return {name: inst for name, inst in self.pods().items() if inst.workload.name == workload}

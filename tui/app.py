@@ -372,22 +372,21 @@ class FerrymanApp(App[None]):
         self.push_screen(TextViewerScreen(title, "", language=language, loader=load))
 
     async def switch_namespace(self, namespace: str | None, *, back: bool = True) -> None:
-        try:
-            await self.hub.set_namespace(namespace)
-        except ActionError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"k3s: showing {f'namespace {namespace}' if namespace else 'all namespaces'}", timeout=3)
-        if back:
-            await self.reset_view(VIEWS[0].make(self.hub.store))
+        said = f"k3s: showing {f'namespace {namespace}' if namespace else 'all namespaces'}"
+        await self._switch(self.hub.set_namespace(namespace), said, back=back)
 
     async def switch_context(self, name: str, *, back: bool = True) -> None:
+        await self._switch(self.hub.set_context(name), f"k3s: switching to context {name}", back=back)
+
+    async def _switch(self, switching: Awaitable[None], said: str, *, back: bool) -> None:
+        """Ask the Kubernetes side to watch elsewhere; its new snapshot replaces the rows.
+        From `:ns`/`:ctx` (back=True) the user lands on the workloads view again."""
         try:
-            await self.hub.set_context(name)
+            await switching
         except ActionError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"k3s: switching to context {name}", timeout=3)
+        self.notify(said, timeout=3)
         if back:
             await self.reset_view(VIEWS[0].make(self.hub.store))
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from backends.adapter import Adapter
-from backends.model import AdapterEvent, Snapshot, SourceStatus
+from backends.model import AdapterEvent, Instance, Snapshot, SourceStatus
 from backends.store import Store
 
 
@@ -66,3 +66,18 @@ class AdapterFeed:
 
     def statuses(self) -> list[SourceStatus]:
         return [e for e in self.events if isinstance(e, SourceStatus)]
+
+
+class KubeFeed(AdapterFeed):
+    """An AdapterFeed for the Kubernetes adapter, with pods looked up by name."""
+
+    def pods(self) -> dict[str, Instance]:
+        """Pod name -> instance; fails on two rows for one pod name."""
+        found: dict[str, Instance] = {}
+        for inst in self.store.instances.values():
+            assert inst.name not in found, f"pod {inst.name} appears twice"
+            found[inst.name] = inst
+        return found
+
+    def pod_names(self) -> set[str]:
+        return set(self.pods())
