@@ -233,7 +233,7 @@ class ResourceView(Vertical):
             table.sort_rows(lambda key: order(objects[key]))
 
     def refresh_ticking(self) -> None:
-        """Re-render clock-driven cells (uptime) of shown rows; only changed rows repaint."""
+        """Re-render clock-driven cells (uptime) of the rows on screen; only changed rows repaint."""
         if not self._cells or not any(c.ticks for c in self.kind.columns):
             return
         table = self.table
