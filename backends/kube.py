@@ -399,6 +399,7 @@ def instance_from_pod(pod: Mapping[str, Any], now: datetime | None = None) -> In
         status_text=kubectl_status(pod),
         containers_ready=sum(1 for cs in status.get("containerStatuses") or [] if cs.get("ready")),
         containers_total=len(containers),
+        container_names=tuple(str(c.get("name") or "") for c in containers),
         ip=str(status.get("podIP") or ""),
         node=str(spec.get("nodeName") or ""),
     )

@@ -116,6 +116,8 @@ class Instance:
     # Pods: containers ready of all (k9s's READY "1/2"), pod IP and node. Containers: unset.
     containers_ready: int = 0
     containers_total: int = 0
+    # Pods: the names of their containers (logs of a multi-container pod need one).
+    container_names: tuple[str, ...] = ()
     ip: str = ""
     node: str = ""
 
