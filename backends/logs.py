@@ -12,13 +12,13 @@ OOMKilled", "stream cut by the server; reconnected", "N lines dropped".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from backends.model import Instance
+from backends.model import Instance, Source
 
 if TYPE_CHECKING:
     from backends.logtext import LogBuffer
@@ -31,9 +31,9 @@ class LogKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One line, ready to show: valid text, no terminal control sequences (ANSI colours
-    are kept apart in `styles` by the cleaner, never interpreted as cursor movement),
-    carriage returns resolved, very long lines cut (`truncated` says how many bytes)."""
+    """One line, ready to show: valid text, no terminal control sequences (colours and
+    cursor movement are stripped, never interpreted), carriage returns resolved as a
+    terminal would show them, very long lines cut (`truncated` says how many bytes)."""
 
     source: str  # the prefix shown: container or pod name, "pod/container" for multi-container pods
     time: datetime | None  # the engine's timestamp (UTC); None if the engine gave none
@@ -108,3 +108,16 @@ class LogSession(Protocol):
 
     async def close(self) -> None:
         """End every stream now; idempotent."""
+
+
+def targets_of(instances: Iterable[Instance]) -> list[LogTarget]:
+    """Every stream of these instances: a container is one; a pod is one per container
+    when it has several (its log API needs the container's name then)."""
+    targets = []
+    for inst in instances:
+        names = inst.container_names if inst.source == Source.K3S else ()
+        if len(names) > 1:
+            targets.extend(LogTarget(inst, name) for name in names)
+        else:
+            targets.append(LogTarget(inst))
+    return targets
