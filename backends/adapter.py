@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
 from backends.model import (
     AdapterEvent,
     ClusterEvent,
@@ -114,6 +115,18 @@ class Adapter(ABC):
     async def describe(self, ref: ObjectRef) -> str:
         """The object as a person reads it (kubectl describe, a container's essentials)."""
         raise ActionError(f"no description for {ref}")
+
+    # ---- logs ---------------------------------------------------------------------------
+
+    def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[LogLine | LogEnded]:
+        """The target's log lines, in order, with the engine's timestamps.
+
+        Following (`options.follow`), the stream always ends with a `LogEnded` saying why
+        (the container exited, the server ended the stream, the target is gone: `final`).
+        Not following, it just stops after the last line. Either way a fault (the target
+        cannot be read, the connection broke) is a `LogEnded`, never an exception. Closing
+        the iterator (or cancelling its reader) ends the request at once."""
+        raise ActionError(f"no logs for {target.label}")
 
     async def close(self) -> None:
         """Release connections; the default has nothing to release."""

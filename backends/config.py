@@ -68,12 +68,20 @@ class HybridConfig(_Section):
     pairs: list[PairConfig] = Field(default_factory=list)
 
 
+class LogsConfig(_Section):
+    # Lines of history each source starts with (the `tail 500` preset's number).
+    tail: int = Field(default=500, ge=0)
+    # The log view keeps at most this many lines; older ones are dropped (and counted).
+    buffer_lines: int = Field(default=100_000, ge=1_000)
+
+
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
     docker: DockerConfig = DockerConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     hybrid: HybridConfig = HybridConfig()
+    logs: LogsConfig = LogsConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)

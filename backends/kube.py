@@ -63,6 +63,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -82,6 +83,8 @@ import yaml
 
 from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
 from backends.describe import describe_object
+from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
+from backends.logtext import LineAssembler, parse_line
 from backends.model import (
     AdapterEvent,
     ClusterEvent,
@@ -1322,6 +1325,79 @@ class KubeAdapter(Adapter):
             raise ActionError(describe_kube_error(self._server(), exc)) from exc
         return self._action_link.api
 
+    # ---- logs ---------------------------------------------------------------------------------------
+
+    async def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[LogLine | LogEnded]:
+        """`GET pods/NAME/log`, streamed. Each stream has an Api of its own (see the module
+        docstring), closed with the stream. While following there is no read timeout: a
+        quiet pod is not a dead stream (whether the stream still stands is the follower's
+        question, answered by the watch that says whether the pod still runs)."""
+        try:
+            api = await self._api_for_logs()
+        except Exception as exc:  # noqa: BLE001 - whatever stops us is the user's to read
+            yield LogEnded(describe_kube_error(self._server(), exc))
+            return
+        try:
+            async for item in self._read_log(api, target, options):
+                yield item
+        finally:
+            await _close_api(api)
+
+    async def _read_log(
+        self, api: kr8s.asyncio.Api, target: LogTarget, options: LogOptions
+    ) -> AsyncIterator[LogLine | LogEnded]:
+        namespace, pod = target.instance.workload.group, target.instance.name
+        params = kube_log_params(target, options)
+        follow = "follow" in params
+        timeout = httpx.Timeout(self._api_timeout, read=None if follow else self._api_timeout)
+        assembler = LineAssembler()
+        label = target.label
+        opened = False
+        try:
+            async with api.call_api(
+                "GET", version="v1", url=f"pods/{pod}/log", namespace=namespace, params=params, stream=True,
+                timeout=timeout,
+            ) as response:
+                opened = True
+                async for chunk in response.aiter_bytes():
+                    for raw in assembler.feed(chunk):
+                        yield parse_line(raw, label)
+        except kr8s.ServerError as exc:
+            yield log_refusal(exc)
+            return
+        except (httpx.HTTPError, kr8s.APITimeoutError, OSError) as exc:
+            if not opened:
+                yield LogEnded(describe_kube_error(self._server(), exc))
+            else:
+                # The line cut in half is left out: the reconnect, from its time, sends it whole.
+                yield LogEnded(f"stream cut: {_reason(exc)}")
+            return
+        for raw in assembler.flush():
+            yield parse_line(raw, label)
+        if follow:
+            yield await self._log_end(api, namespace, pod, target.container)
+
+    async def _log_end(self, api: kr8s.asyncio.Api, namespace: str, pod: str, container: str | None) -> LogEnded:
+        """Why a followed log ended, from the pod as it is now."""
+        try:
+            async with api.call_api(
+                "GET", version="v1", url=f"pods/{pod}", namespace=namespace, timeout=self._api_timeout
+            ) as response:
+                obj = response.json()
+        except kr8s.ServerError as exc:
+            if http_status(exc) == 404:
+                return LogEnded("pod deleted", final=True)
+            return LogEnded(f"stream ended by the API server ({server_message(exc)})")
+        except (httpx.HTTPError, kr8s.APITimeoutError, OSError) as exc:
+            return LogEnded(f"stream cut: {_reason(exc)}")
+        return pod_log_end(obj, container)
+
+    async def _api_for_logs(self) -> kr8s.asyncio.Api:
+        target = self._target
+        if target is None or self._context not in (None, target.context):
+            target = await asyncio.to_thread(load_target, self._kubeconfig, self._context)
+        return await self._new_api(target)
+
     def shell_command(self, instance: Instance) -> list[str]:
         # A fixed script: nothing from names or labels reaches a shell.
         argv = ["kubectl"]
@@ -1334,6 +1410,74 @@ class KubeAdapter(Adapter):
     async def close(self) -> None:
         # kr8s has no way to close an Api; dropping ours lets their HTTP clients go.
         self._link = self._action_link = None
+
+
+# ---- logs ------------------------------------------------------------------------------------------
+
+
+def kube_log_params(target: LogTarget, options: LogOptions) -> dict[str, str]:
+    """The query of `GET pods/NAME/log` for `options` (always timestamped). The previous
+    container's log is complete: it is never followed."""
+    params = {"timestamps": "true"}
+    if target.container:
+        params["container"] = target.container
+    if options.previous:
+        params["previous"] = "true"
+    elif options.follow:
+        params["follow"] = "true"
+    if options.tail is not None:
+        params["tailLines"] = str(options.tail)
+    if options.since is not None:
+        params["sinceSeconds"] = str(max(1, math.ceil(options.since.total_seconds())))
+    return params
+
+
+def log_refusal(exc: kr8s.ServerError) -> LogEnded:
+    """A refused log request, in the server's words ("container "web" in pod "web-1" is
+    waiting to start: ContainerCreating", "previous terminated container … not found")."""
+    code = http_status(exc)
+    message = server_message(exc)
+    if code == 404:
+        return LogEnded("pod deleted", final=True)
+    if code in (401, 403):
+        return LogEnded(f"no permission to read logs: {message}", final=True)
+    return LogEnded(message)
+
+
+def pod_log_end(pod: Mapping[str, Any], container: str | None) -> LogEnded:
+    """Why a followed container's log ended, from its pod right after the end."""
+    status = pod.get("status") or {}
+    statuses = [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]
+    cs = next((c for c in statuses if container is None or c.get("name") == container), None)
+    if cs is not None:
+        _, running, waiting, terminated = _states(cs)
+        last = (cs.get("lastState") or {}).get("terminated")
+        if terminated is not None:
+            return LogEnded(f"container exited ({_exit_detail(terminated)})")
+        if waiting is not None and last is not None:
+            return LogEnded(f"container exited ({_exit_detail(last)}); {waiting.get('reason') or 'waiting'}")
+        if waiting is not None:
+            return LogEnded(f"container waiting ({waiting.get('reason') or 'unknown reason'})")
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return LogEnded("pod terminating")
+    return LogEnded("stream ended by the API server")
+
+
+def _exit_detail(terminated: Mapping[str, Any]) -> str:
+    code = terminated.get("exitCode")
+    parts = [str(code)] if isinstance(code, int) else []
+    if terminated.get("reason"):
+        parts.append(str(terminated["reason"]))
+    return ", ".join(parts) or "unknown"
+
+
+async def _close_api(api: kr8s.asyncio.Api) -> None:
+    """End a log stream's Api. kr8s has no close; its HTTP client is `_session`, and
+    closing it closes the connections it pooled, so that none outlives the stream."""
+    session = getattr(api, "_session", None)
+    if session is not None:
+        with contextlib.suppress(Exception):
+            await session.aclose()
 
 
 class _NotFound(ActionError):

@@ -7,16 +7,19 @@ the Docker events stream.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
 import pytest
 
 from backends.compose import ComposeAdapter
 from backends.hub import Hub
+from backends.logs import LogKind
 from tests.support.dockerenv import httpd_service, sleeper_service
 from tests.support.pilot import wait_for
 from tui.app import FerrymanApp
 from tui.widgets.chrome import Banner, Header
+from tui.widgets.log_view import LogScreen
 
 pytestmark = pytest.mark.docker
 SIZE = (160, 40)
@@ -186,3 +189,34 @@ async def test_daemon_stopping_shows_a_banner_and_restart_resyncs(private_docker
         await wait_for(pilot, lambda: cell(app, f"compose/{cid}", STATE) in ("exited", "exited (OOMKilled)"),
                        TIMEOUT, "resynced state")
         assert app.current_view.shown_keys.count(f"compose/{cid}") == 1
+
+
+async def test_logs_of_a_service_follow_it_across_a_restart(compose_project, docker_client):
+    script = 'i=0; while true; do i=$$((i+1)); echo "tick $$i"; sleep 0.2; done'  # $$: Compose's escape
+    project = compose_project({"ticker": sleeper_service(command=["sh", "-c", script])})
+    (cid,) = project.container_ids(docker_client)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: service_key(app, project.name, "ticker"), TIMEOUT, "ticker row")
+        view = app.current_view
+        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "ticker")))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen), TIMEOUT, "log view")
+        buffer = app.screen.session.buffer
+
+        def lines(kind: LogKind) -> list[str]:
+            return [line.text for line in buffer.lines(buffer.first, buffer.end) if line.kind == kind]
+
+        await wait_for(pilot, lambda: len(lines(LogKind.LINE)) >= 3, TIMEOUT, "ticks")
+        assert lines(LogKind.LINE)[:3] == ["tick 1", "tick 2", "tick 3"]
+        await asyncio.to_thread(docker_client.api.restart, cid, timeout=1)
+        await wait_for(pilot, lambda: any("restarted" in m for m in lines(LogKind.MARKER)), TIMEOUT,
+                       "restart marker")
+        # The exit is said: in the restart marker, or in an "exited (137)" one just before it.
+        markers = lines(LogKind.MARKER)
+        restarted = next(i for i, m in enumerate(markers) if "restarted" in m)
+        assert any("137" in m for m in markers[: restarted + 1]), markers
+        # After the marker the new run's lines arrive in the same view, from "tick 1" again.
+        await wait_for(pilot, lambda: lines(LogKind.LINE).count("tick 1") == 2, TIMEOUT, "the new run's lines")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, LogScreen), TIMEOUT, "closed")

@@ -13,6 +13,7 @@ from pathlib import Path
 from backends.config import Config
 from backends.hub import Hub
 from backends.kube import KubeAdapter
+from backends.logs import LogKind
 from backends.model import Snapshot, Source
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.pilot import notifications, rendered_text, wait_for
@@ -20,6 +21,7 @@ from tests.support.scripted import ScriptedAdapter, make_instance
 from tui.app import FerrymanApp
 from tui.screens import ConfirmScreen
 from tui.widgets.chrome import Banner, Header
+from tui.widgets.log_view import LogScreen
 from tui.widgets.scale_dialog import ScaleScreen
 from tui.widgets.text_viewer import TextViewerScreen
 
@@ -308,3 +310,31 @@ async def test_keys_follow_the_selected_rows_side(kube: KubeEmulator):
         await wait_for(pilot, lambda: compose.performed, what="stopped")
         assert [(str(action), len(ids)) for action, ids in compose.performed] == [("stop", 1)]
         assert len(kube.list_objects("pods", "default")) == 3  # the pods were not touched
+
+
+async def test_logs_of_a_deployment_interleave_its_pods_and_end_with_the_view(kube: KubeEmulator):
+    shop(kube)
+    kube.set_pod_log("default", "web-aaa-1", None, "one: hello\n")
+    kube.set_pod_log("default", "web-aaa-2", None, "two: hello\n")
+    app, compose, _k3s = make_app(kube)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, compose, pilot, rows=3)
+        await command(pilot, "deploy")
+        await wait_for(pilot, lambda: app.current_view.table.row_count == 2, what="deployments")
+        select(app, "k3s/default/web")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogScreen), what="log view")
+        buffer = app.screen.session.buffer
+
+        def texts() -> list[tuple[str, str]]:
+            return [(line.source, line.text) for line in buffer.lines(buffer.first, buffer.end)
+                    if line.kind == LogKind.LINE]
+
+        await wait_for(pilot, lambda: len(texts()) == 2, what="both pods' history")
+        assert set(texts()) == {("web-aaa-1", "one: hello"), ("web-aaa-2", "two: hello")}
+        await kube.wait_for_log_followers(2)
+        kube.append_pod_log("default", "web-aaa-2", None, "two: later\n")
+        await wait_for(pilot, lambda: ("web-aaa-2", "two: later") in texts(), what="followed line")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, LogScreen), what="view closed")
+        await wait_for(pilot, lambda: kube.log_follower_count == 0, what="streams ended with the view")

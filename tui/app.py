@@ -21,9 +21,10 @@ from textual.widgets import Footer
 from backends.adapter import Action, ActionError, ObjectRef
 from backends.config import Config
 from backends.hub import Hub
-from backends.model import ConnState, Instance, SourceStatus, WorkloadKey
+from backends.logs import LogOptions, LogTarget, targets_of
+from backends.model import ConnState, Instance, Source, SourceStatus, WorkloadKey
 from backends.rows import utcnow
-from backends.store import Change
+from backends.store import Change, Store
 from tui.commands import Command, CommandRegistry
 from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
 from tui.screens import ConfirmScreen, HelpScreen
@@ -32,6 +33,7 @@ from tui.views.table import ResourceView
 from tui.views.workloads import InstancesView, WorkloadsView
 from tui.widgets.chrome import SOURCE_TITLE, Banner, Crumbs, Header
 from tui.widgets.live_table import LiveTable
+from tui.widgets.log_view import LogScreen
 from tui.widgets.prompt import Prompt
 from tui.widgets.scale_dialog import ScaleScreen
 from tui.widgets.text_viewer import TextViewerScreen
@@ -137,7 +139,7 @@ class FerrymanApp(App[None]):
             self.set_keymap(keymap)
 
     def _all_bindings(self) -> list[Binding]:
-        views = (InstancesView, WorkloadsView, DeploymentsView, TextViewerScreen, ScaleScreen)
+        views = (InstancesView, WorkloadsView, DeploymentsView, TextViewerScreen, ScaleScreen, LogScreen)
         return [*self.BINDINGS, *(b for view in views for b in view.BINDINGS)]  # type: ignore[misc]
 
     # ---- the store ---------------------------------------------------------------------
@@ -362,6 +364,22 @@ class FerrymanApp(App[None]):
         # Awaited: keys typed right after `S` must reach the dialog's input, not fall
         # between the screen being pushed and its input taking focus.
         await self.push_screen(ScaleScreen(str(key), current, kind=spec.kind if spec else None), answered)
+
+    def open_logs(self, title: str, select: Callable[[Store], Sequence[Instance]]) -> None:
+        """`l`: follow the logs of what `select` picks from the store, now and as it
+        changes (a new replica joins, a restarted container continues)."""
+        from backends.logfollow import LogFollower
+        from backends.logtext import LogBuffer
+
+        def targets(store: Store) -> list[LogTarget]:
+            return targets_of(select(store))
+
+        previous = any(i.source == Source.K3S for i in select(self.hub.store))
+        follower = LogFollower(
+            self.hub, targets, LogOptions(tail=self.config.logs.tail),
+            buffer=LogBuffer(max_lines=self.config.logs.buffer_lines), previous_supported=previous,
+        )
+        self.push_screen(LogScreen(title, follower))
 
     def show_object(self, ref: ObjectRef, mode: str) -> None:
         """`y` / `d`: the object's YAML or description, fetched fresh, in a searchable viewer."""

@@ -13,7 +13,7 @@ from backends.kube_rows import CONTEXT_COLUMNS, context_row
 from backends.model import KubeContext, Namespace, Source, WorkloadKey, WorkloadSpec
 from backends.store import Store
 from tui.views.kinds import ALL_NAMESPACES, DEPLOYMENTS, EVENTS, KUBE_SERVICES, NAMESPACES, PODS, ResourceKind
-from tui.views.workloads import INSPECT_BINDINGS, ActionsView, InstanceListView, ScalingView
+from tui.views.workloads import INSPECT_BINDINGS, LOGS_BINDING, ActionsView, InstanceListView, ScalingView
 
 
 class DeploymentsView(ScalingView):
@@ -21,6 +21,7 @@ class DeploymentsView(ScalingView):
     BINDINGS = [
         Binding("r", "rollout_restart", "Rollout restart", id="rollout_restart"),
         *ScalingView.SCALE_BINDINGS,
+        LOGS_BINDING,
         *INSPECT_BINDINGS,
     ]
 
@@ -30,6 +31,12 @@ class DeploymentsView(ScalingView):
     def workload_target(self) -> tuple[WorkloadKey, int] | None:
         spec: WorkloadSpec | None = self.selected
         return (spec.key, spec.desired) if spec else None
+
+    def action_logs(self) -> None:
+        spec: WorkloadSpec | None = self.selected
+        if spec is not None:
+            workload_id = spec.id
+            self.app.open_logs(f"{spec.kind} {spec.key}", lambda store: store.instances_of(workload_id))
 
     def action_rollout_restart(self) -> None:
         spec: WorkloadSpec | None = self.selected

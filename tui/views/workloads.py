@@ -32,6 +32,7 @@ INSPECT_BINDINGS = [
     Binding("y", "inspect('yaml')", "YAML", id="yaml"),
     Binding("d", "inspect('describe')", "Describe", id="describe"),
 ]
+LOGS_BINDING = Binding("l", "logs", "Logs", id="logs")
 
 
 class ActionsView(ResourceView):
@@ -71,12 +72,19 @@ class InstancesView(ActionsView):
         Binding("u", "instances('start')", "Start", id="start"),
         Binding("ctrl+d", "instances('delete')", "Delete", id="delete"),
         Binding("s", "shell", "Shell", id="shell"),
+        LOGS_BINDING,
         *INSPECT_BINDINGS,
     ]
 
     def targets(self) -> tuple[str, list[Instance]]:
         instance: Instance | None = self.selected
         return (instance.name, [instance]) if instance else ("", [])
+
+    def action_logs(self) -> None:
+        instance: Instance | None = self.selected
+        if instance is not None:
+            key = instance.key
+            self.app.open_logs(instance.name, lambda store: [i for i in [store.instances.get(key)] if i])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         allowed = super().check_action(action, parameters)
@@ -222,6 +230,13 @@ class WorkloadsView(InstancesView, ScalingView):
         rollout = service.k3s.key if service.k3s is not None and has_spec else None
         pods = self.store.instances_of(service.k3s.id) if service.k3s is not None and not has_spec else []
         self.app.request_service_restart(service.name, [*containers, *pods], rollout)
+
+    def action_logs(self) -> None:
+        """Every container and pod of the service, interleaved; new replicas join."""
+        service: LogicalService | None = self.selected
+        if service is not None:
+            service_id = service.id
+            self.app.open_logs(service.name, lambda store: store.instances_of_service(service_id))
 
     @on(DataTable.RowSelected)
     async def _drill(self, event: DataTable.RowSelected) -> None:
