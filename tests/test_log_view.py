@@ -1,23 +1,32 @@
 """The log view, driven through a Pilot against a scripted `LogSession`.
 
-`ScriptedSession` appends `LogLine`s to a real `LogBuffer` from its `run` task (the
-screen's worker), as the follower does, and records restart/close calls. Assertions
-read the body's rows as rendered (`render_line`) and the screen's `status`.
+`ScriptedSession` and `log_screen` (tests/support/logs.py) run the screen over a real
+`LogBuffer` the test feeds. Assertions read the body's rows as rendered
+(`render_line`) and the screen's `status`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from textual.app import App
 
 from backends.logs import SINCE_PRESETS, LogKind, LogLine, LogOptions
 from backends.logtext import LogBuffer
+from tests.support.logs import (
+    LOG_SIZE,
+    ScriptedSession,
+    log_screen,
+    open_logs,
+    row_of,
+    row_styles,
+    settled,
+    shown,
+    until,
+)
 from tui.widgets.log_lines import MARKER_STYLE, STDERR_STYLE, line_as_text, source_style
 from tui.widgets.log_view import (
     LogScreen,
@@ -28,116 +37,11 @@ from tui.widgets.log_view import (
 )
 from tui.widgets.text_viewer import CURRENT_MATCH_STYLE, MATCH_STYLE
 
-SIZE = (100, 30)
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def numbered(count: int, source: str = "web-1", start: int = 0, **kwargs) -> list[LogLine]:
     return [LogLine(source, T0 + timedelta(seconds=i), f"line {i}", **kwargs) for i in range(start, start + count)]
-
-
-class ScriptedSession:
-    """A LogSession a test drives: `feed(lines)` has the run task append them."""
-
-    def __init__(
-        self,
-        lines: Iterable[LogLine] = (),
-        *,
-        buffer: LogBuffer | None = None,
-        previous_supported: bool = False,
-        after_restart: Iterable[LogLine] = (),
-    ) -> None:
-        self.buffer = buffer if buffer is not None else LogBuffer()
-        self.options = LogOptions()
-        self.previous_supported = previous_supported
-        self._initial = list(lines)
-        self._after_restart = list(after_restart)
-        self._batches: asyncio.Queue[list[LogLine]] = asyncio.Queue()
-        self.restarts: list[LogOptions] = []
-        self.notified = 0  # on_lines calls
-        self.close_calls = 0
-        self.closed = False
-        self.run_ended = False
-
-    async def run(self, on_lines: Callable[[], None]) -> None:
-        self._on_lines = on_lines
-        try:
-            if self._initial:
-                self.buffer.extend(self._initial)
-                self._notify()
-            while True:
-                batch = await self._batches.get()
-                self.buffer.extend(batch)
-                self._notify()
-                await asyncio.sleep(0)  # as a real stream does between chunks
-        finally:
-            self.run_ended = True
-
-    def _notify(self) -> None:
-        self.notified += 1
-        self._on_lines()
-
-    def feed(self, lines: Iterable[LogLine]) -> None:
-        self._batches.put_nowait(list(lines))
-
-    async def restart(self, options: LogOptions) -> None:
-        self.restarts.append(options)
-        self.options = options
-        self.buffer.clear()
-        self.buffer.extend(self._after_restart)
-        self._notify()
-
-    async def close(self) -> None:
-        self.close_calls += 1
-        await asyncio.sleep(0)
-        self.closed = True
-
-
-class Host(App[None]):
-    def __init__(self, screen: LogScreen) -> None:
-        super().__init__()
-        self._log_screen = screen
-        self.results: list[object] = []
-
-    def on_mount(self) -> None:
-        self.push_screen(self._log_screen, callback=self.results.append)
-
-
-def open_logs(session: ScriptedSession, title: str = "shop/web", **kwargs) -> tuple[Host, LogScreen]:
-    screen = LogScreen(title, session, **kwargs)
-    return Host(screen), screen
-
-
-def shown(screen: LogScreen) -> list[str]:
-    """The body's rows as rendered, trailing blanks dropped."""
-    body = screen.body
-    rows = [body.render_line(y).text.rstrip() for y in range(body.visible_height)]
-    while rows and not rows[-1]:
-        rows.pop()
-    return rows
-
-
-def row_styles(screen: LogScreen, y: int) -> list:
-    return [segment.style for segment in screen.body.render_line(y) if segment.style]
-
-
-def row_of(screen: LogScreen, text: str) -> int:
-    return next(y for y, row in enumerate(shown(screen)) if text in row)
-
-
-async def until(pilot, predicate: Callable[[], bool], what: str = "condition", timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def settled(pilot, screen: LogScreen, session: ScriptedSession) -> None:
-    """Every fed batch appended and shown."""
-    await until(pilot, lambda: session._batches.empty() and screen.body._scanned == session.buffer.end
-                and not screen._flush_pending, "the view to catch up")
-    await pilot.pause()
 
 
 # ---- pure pieces ----------------------------------------------------------------------------
@@ -188,9 +92,7 @@ def test_every_binding_has_an_id_and_a_description():
 
 async def test_follow_keeps_the_last_line_visible_as_lines_arrive():
     session = ScriptedSession(numbered(10))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         assert shown(screen)[-1] == "line 9"
         assert screen.status == "1 source  ·  tail 500  ·  following"
         for start in range(10, 300, 10):
@@ -204,9 +106,7 @@ async def test_follow_keeps_the_last_line_visible_as_lines_arrive():
 
 async def test_redraws_are_throttled_however_often_lines_arrive():
     session = ScriptedSession(numbered(1))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         syncs = 0
         sync = screen.body.sync
 
@@ -228,9 +128,7 @@ async def test_redraws_are_throttled_however_often_lines_arrive():
 
 async def test_pause_counts_waiting_lines_and_resume_jumps_to_the_end():
     session = ScriptedSession(numbered(100))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("f")
         assert screen.status.endswith("paused")
         before = shown(screen)
@@ -250,9 +148,7 @@ async def test_pause_counts_waiting_lines_and_resume_jumps_to_the_end():
 
 async def test_scrolling_up_pauses_and_the_cursor_moves():
     session = ScriptedSession(numbered(100))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("up", "up")
         body = screen.body
         assert not body.following and "paused" in screen.status
@@ -278,9 +174,7 @@ async def test_scrolling_up_pauses_and_the_cursor_moves():
 
 async def test_paused_view_keeps_its_lines_while_old_ones_are_evicted():
     session = ScriptedSession(numbered(200), buffer=LogBuffer(max_lines=300))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("home")
         for _ in range(10):
             await pilot.press("pagedown")
@@ -306,9 +200,7 @@ def with_needles(count: int, every: int) -> list[LogLine]:
 
 async def test_search_highlights_every_visible_match_and_n_N_cycle():
     session = ScriptedSession(with_needles(200, 10))  # needles on 10, 20, ..., 190
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("slash", *"NEEDLE")
         await pilot.pause()
         body = screen.body
@@ -343,9 +235,7 @@ async def test_search_highlights_every_visible_match_and_n_N_cycle():
 
 async def test_search_is_a_regex_if_it_compiles_else_literal():
     session = ScriptedSession([LogLine("web-1", T0, t) for t in ("GET /a (200)", "GET /b 500", "POST /c")])
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("slash", *"get /[ab]", "enter")
         assert list(screen.body.matches) == [0, 1]
         await pilot.press("escape", "slash", *"(200", "enter")
@@ -356,9 +246,7 @@ async def test_search_is_a_regex_if_it_compiles_else_literal():
 
 async def test_filter_mode_shows_only_matches_with_context():
     session = ScriptedSession(with_needles(100, 40))  # needles on 40 and 80
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (app, screen, pilot):
         await pilot.press("slash", *"needle", "enter", "g")
         await pilot.pause()
         body = screen.body
@@ -392,9 +280,7 @@ async def test_filter_mode_shows_only_matches_with_context():
 
 async def test_filter_key_without_a_search_asks_for_one():
     session = ScriptedSession(with_needles(50, 25))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("g")
         assert "filter: type a search" in screen.status
         await pilot.press(*"needle")
@@ -411,9 +297,7 @@ async def test_filter_key_without_a_search_asks_for_one():
 async def test_json_lines_are_readable_with_the_level_coloured_and_raw_on_toggle():
     raw = '{"time":"2024-01-02T03:04:05Z","level":"error","msg":"db down","retry":3}'
     session = ScriptedSession([LogLine("api", T0, raw), LogLine("api", T0, "plain {not json}")])
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         assert shown(screen) == ["ERROR db down retry=3", "plain {not json}"]
         level = next(seg.style for seg in screen.body.render_line(0) if seg.text.startswith("ERROR"))
         assert level.color is not None and level.color.name == "red"
@@ -429,9 +313,7 @@ async def test_markers_span_the_row_and_stderr_is_tinted():
         LogLine("web-1", T0, "container restarted, exit 137, OOMKilled", kind=LogKind.MARKER),
         LogLine("web-1", T0, "panic: oops", stream="stderr"),
     ])
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, _):
         assert shown(screen) == ["starting", "── container restarted, exit 137, OOMKilled ──", "panic: oops"]
         marker = list(screen.body.render_line(1))
         assert all(seg.style.reverse and seg.style.color == MARKER_STYLE.color for seg in marker if seg.text)
@@ -441,9 +323,7 @@ async def test_markers_span_the_row_and_stderr_is_tinted():
 
 async def test_prefix_only_with_two_sources_and_a_colour_each():
     session = ScriptedSession(numbered(3, source="web-1"))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         assert shown(screen) == ["line 0", "line 1", "line 2"]
         session.feed(numbered(1, source="web-10", start=3))
         await settled(pilot, screen, session)
@@ -456,9 +336,7 @@ async def test_prefix_only_with_two_sources_and_a_colour_each():
 
 async def test_timestamps_toggle():
     session = ScriptedSession([*numbered(2), LogLine("web-1", None, "no time")])
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("t")
         await pilot.pause()
         assert shown(screen) == [
@@ -471,9 +349,7 @@ async def test_timestamps_toggle():
 async def test_wrap_folds_long_lines_and_keeps_following_the_end():
     long = [LogLine("web-1", T0, f"long {i} " + "x" * 250) for i in range(1000)]
     session = ScriptedSession(long)
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         body = screen.body
         assert shown(screen)[-1].startswith("long 999 x")
         await pilot.press("w")
@@ -500,9 +376,7 @@ async def test_wrap_folds_long_lines_and_keeps_following_the_end():
 
 async def test_since_presets_cycle_and_previous_restarts_the_session():
     session = ScriptedSession(numbered(5), previous_supported=True, after_restart=numbered(2, source="db"))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("s")
         await until(pilot, lambda: session.restarts, "a restart")
         await settled(pilot, screen, session)
@@ -521,9 +395,7 @@ async def test_since_presets_cycle_and_previous_restarts_the_session():
 
 async def test_previous_is_not_offered_without_support():
     session = ScriptedSession(numbered(5))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("p")
         await pilot.pause()
         assert session.restarts == []
@@ -535,9 +407,7 @@ async def test_previous_is_not_offered_without_support():
 
 async def test_save_writes_the_buffer_or_the_filtered_lines(tmp_path: Path):
     session = ScriptedSession([*numbered(5), LogLine("web-2", T0, "other needle")])
-    app, screen = open_logs(session, title="shop/web", save_dir=tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session, title="shop/web", save_dir=tmp_path) as (app, _, pilot):
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(list(tmp_path.glob("*.log"))) == 1, "the saved file")
         (saved,) = tmp_path.glob("ferryman-shop-web-*.log")
@@ -555,9 +425,7 @@ async def test_save_writes_the_buffer_or_the_filtered_lines(tmp_path: Path):
 
 async def test_copy_puts_the_cursor_line_on_the_clipboard():
     session = ScriptedSession(numbered(20))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (app, _, pilot):
         await pilot.press("y")
         assert app.clipboard == "line 19"  # following: the newest line
         await pilot.press("up", "up", "y")
@@ -566,9 +434,7 @@ async def test_copy_puts_the_cursor_line_on_the_clipboard():
 
 async def test_escape_closes_and_awaits_close():
     session = ScriptedSession(numbered(5))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (app, screen, pilot):
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is not screen, "the screen to go")
         assert session.closed and session.close_calls == 1
@@ -578,17 +444,14 @@ async def test_escape_closes_and_awaits_close():
 
 async def test_leaving_the_app_closes_the_session_too():
     session = ScriptedSession(numbered(5))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session):
+        pass  # the first lines shown, then the app exits
     assert session.closed and session.run_ended
 
 
 async def test_bindings_can_be_remapped_by_id():
     session = ScriptedSession(numbered(5))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (app, screen, pilot):
         app.set_keymap({"logs.wrap": "W"})
         await pilot.press("W")
         assert screen.body.wrap
@@ -602,7 +465,7 @@ async def test_a_200k_line_buffer_opens_at_the_end_and_renders_only_the_screen()
     buffer.extend(numbered(200_000))
     session = ScriptedSession(buffer=buffer)
     app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=LOG_SIZE) as pilot:
         await until(pilot, lambda: screen.body.count == 200_000, "the view to take the buffer")
         await pilot.pause()
         body = screen.body
@@ -623,9 +486,7 @@ async def test_a_200k_line_buffer_opens_at_the_end_and_renders_only_the_screen()
 @pytest.mark.parametrize("wrap", [False, True])
 async def test_a_flood_is_followed_in_both_modes(wrap: bool):
     session = ScriptedSession(numbered(10), buffer=LogBuffer(max_lines=5_000))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         if wrap:
             await pilot.press("w")
         for start in range(10, 20_010, 500):
@@ -637,9 +498,7 @@ async def test_a_flood_is_followed_in_both_modes(wrap: bool):
 
 async def test_while_following_the_newest_match_is_the_current_one():
     session = ScriptedSession(with_needles(30, 10))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         await pilot.press("slash", *"needle", "enter")
         assert "match 2/2" in screen.status
         session.feed([LogLine("web-1", T0, "late needle")])
@@ -649,9 +508,7 @@ async def test_while_following_the_newest_match_is_the_current_one():
 
 async def test_on_lines_may_be_called_from_another_thread():
     session = ScriptedSession(numbered(3))
-    app, screen = open_logs(session)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot, screen, session)
+    async with log_screen(session) as (_, screen, pilot):
         session.buffer.extend(numbered(2, start=3))
         await asyncio.to_thread(screen.lines_arrived)
         await until(pilot, lambda: shown(screen)[-1:] == ["line 4"], "the lines from the thread")

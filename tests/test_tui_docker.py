@@ -11,13 +11,16 @@ import asyncio
 import subprocess
 
 import pytest
+from textual.pilot import Pilot
 
 from backends.compose import ComposeAdapter
 from backends.hub import Hub
 from backends.logs import LogKind
 from tests.support.dockerenv import httpd_service, sleeper_service
+from tests.support.logs import buffer_texts
 from tests.support.pilot import wait_for
 from tui.app import FerrymanApp
+from tui.views.table import ResourceView
 from tui.widgets.chrome import Banner, Header
 from tui.widgets.log_view import LogScreen
 
@@ -60,6 +63,19 @@ def service_cell(app: FerrymanApp, project: str, service: str, column: int) -> s
     return row[column] if row else None
 
 
+def move_cursor_to(app: FerrymanApp, key: str | None) -> ResourceView:
+    """Put the current view's cursor on row `key`; returns that view."""
+    view = app.current_view
+    view.table.move_cursor(row=view.shown_keys.index(key))
+    return view
+
+
+async def select_service(pilot: Pilot, app: FerrymanApp, project: str, service: str) -> None:
+    """Wait for `project`'s `service` row, then put the cursor on it."""
+    await wait_for(pilot, lambda: service_key(app, project, service), TIMEOUT, f"{service} row")
+    move_cursor_to(app, service_key(app, project, service))
+
+
 # Workloads (one row per logical service) and instance tables (one row per container).
 NAME, LOCATION, GROUP, COMPOSE, K3S, HEALTH, PORTS = range(7)
 STATE = 3  # instance tables: NAME, WHERE, SERVICE, STATE, ...
@@ -81,8 +97,7 @@ async def test_a_running_project_appears_and_follows_docker_commands(compose_pro
         assert "engine 20." in str(app.query_one(Header).render()) or "engine" in str(app.query_one(Header).render())
 
         # The cursor sits on worker while web changes underneath it.
-        view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "worker")))
+        view = move_cursor_to(app, service_key(app, project.name, "worker"))
         (web_id,) = project.container_ids(docker_client, "web")
         subprocess.run(["docker", "stop", "-t", "1", web_id], check=True, capture_output=True)
         code = docker_client.api.inspect_container(web_id)["State"]["ExitCode"]
@@ -137,9 +152,7 @@ async def test_drill_down_and_restart_through_the_ui(compose_project, docker_cli
     started_before = docker_client.api.inspect_container(cid)["State"]["StartedAt"]
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: service_key(app, project.name, "web"), TIMEOUT, "web row")
-        view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "web")))
+        await select_service(pilot, app, project.name, "web")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_view.crumb == "web (compose)")
         assert app.current_view.kind.name == "instances"
@@ -197,26 +210,20 @@ async def test_logs_of_a_service_follow_it_across_a_restart(compose_project, doc
     (cid,) = project.container_ids(docker_client)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: service_key(app, project.name, "ticker"), TIMEOUT, "ticker row")
-        view = app.current_view
-        view.table.move_cursor(row=view.shown_keys.index(service_key(app, project.name, "ticker")))
+        await select_service(pilot, app, project.name, "ticker")
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(app.screen, LogScreen), TIMEOUT, "log view")
         buffer = app.screen.session.buffer
-
-        def lines(kind: LogKind) -> list[str]:
-            return [line.text for line in buffer.lines(buffer.first, buffer.end) if line.kind == kind]
-
-        await wait_for(pilot, lambda: len(lines(LogKind.LINE)) >= 3, TIMEOUT, "ticks")
-        assert lines(LogKind.LINE)[:3] == ["tick 1", "tick 2", "tick 3"]
+        await wait_for(pilot, lambda: len(buffer_texts(buffer)) >= 3, TIMEOUT, "ticks")
+        assert buffer_texts(buffer)[:3] == ["tick 1", "tick 2", "tick 3"]
         await asyncio.to_thread(docker_client.api.restart, cid, timeout=1)
-        await wait_for(pilot, lambda: any("restarted" in m for m in lines(LogKind.MARKER)), TIMEOUT,
+        await wait_for(pilot, lambda: any("restarted" in m for m in buffer_texts(buffer, LogKind.MARKER)), TIMEOUT,
                        "restart marker")
         # The exit is said: in the restart marker, or in an "exited (137)" one just before it.
-        markers = lines(LogKind.MARKER)
+        markers = buffer_texts(buffer, LogKind.MARKER)
         restarted = next(i for i, m in enumerate(markers) if "restarted" in m)
         assert any("137" in m for m in markers[: restarted + 1]), markers
         # After the marker the new run's lines arrive in the same view, from "tick 1" again.
-        await wait_for(pilot, lambda: lines(LogKind.LINE).count("tick 1") == 2, TIMEOUT, "the new run's lines")
+        await wait_for(pilot, lambda: buffer_texts(buffer).count("tick 1") == 2, TIMEOUT, "the new run's lines")
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, LogScreen), TIMEOUT, "closed")

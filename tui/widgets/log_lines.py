@@ -295,12 +295,7 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
             self.cursor = first
         self._first = first
         self._count = len(self.rows) if self.filter_active else end - first
-        self._resize_virtual()
-        if self.following:
-            self.scroll_to_end()
-        elif keep is not None:
-            self._scroll_to_row(self.position_of(keep))
-        self._changed()
+        self._refit(keep)
 
     def _learn(self, lines: list[LogLine]) -> None:
         # One cheap pass over new lines only: the sources (for the prefix) and the
@@ -349,12 +344,7 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         keep = self.cursor_index if self.following else self._top_index()
         setattr(self, name, value)
         self._forget_shown()
-        self._resize_virtual()
-        if self.following:
-            self.scroll_to_end()
-        elif keep is not None:
-            self._scroll_to_row(self.position_of(keep))
-        self._changed()
+        self._refit(keep)
 
     def set_search(self, query: str, anchor: int | None = None) -> None:
         """Highlight `query` (regex if it compiles, else literal; any case) and pick the
@@ -523,6 +513,16 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
             width += self.prefix_width + len(SEPARATOR) if self.show_prefix else 0
             self.virtual_size = Size(width, self.count)
 
+    def _refit(self, keep: int | None = None) -> None:
+        """Size the scroll area to the lines, then stay at the end while following, or
+        bring line `keep` back to the top; repaint."""
+        self._resize_virtual()
+        if self.following:
+            self.scroll_to_end()
+        elif keep is not None:
+            self._scroll_to_row(self.position_of(keep))
+        self._changed()
+
     def _bottom_anchor(self, position: int) -> tuple[int, int]:
         """(top, skip): the first line on screen when line `position` ends at the
         bottom, and how many of its rows are above the screen."""
@@ -566,10 +566,7 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
     def on_resize(self) -> None:
         if self.wrap:
             self._forget_shown()
-        self._resize_virtual()
-        if self.following:
-            self.scroll_to_end()
-        self._changed()
+        self._refit()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

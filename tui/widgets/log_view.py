@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerState
 
 from backends.logs import SINCE_PRESETS, LogLine, LogOptions, LogSession
 from tui.widgets.log_lines import CONTEXTS, LogLines, line_as_text
+from tui.widgets.text_viewer import SEARCH_PLACEHOLDER, hide_search, show_search, viewer_screen_css
 
 FLUSH_INTERVAL = 0.05  # at most 20 repaints a second, however fast lines arrive
 
@@ -91,25 +92,11 @@ class LogScreen(Screen[None]):
     """`LogScreen("shop/web", session)`: the logs of one selection, followed live.
     `save_dir` is where ctrl+s writes (the home directory by default)."""
 
-    DEFAULT_CSS = """
-    LogScreen {
-        layout: vertical;
-    }
-    LogScreen #log-title {
-        height: 1;
-        padding: 0 1;
-        background: $panel;
-    }
+    DEFAULT_CSS = viewer_screen_css("LogScreen", "log", search_margin=2) + """
     LogScreen #log-status {
         height: 1;
         padding: 0 1;
         background: $boost;
-    }
-    LogScreen #log-search {
-        dock: bottom;
-        margin-bottom: 2;
-        border: tall $warning;
-        display: none;
     }
     """
 
@@ -157,7 +144,7 @@ class LogScreen(Screen[None]):
         yield Static(id="log-title", markup=False)
         yield LogLines(self.session.buffer, id="log-lines")
         yield Static(id="log-status", markup=False)
-        yield Input(id="log-search", placeholder="search: regex or text, any case — Enter keeps, Esc cancels")
+        yield Input(id="log-search", placeholder=SEARCH_PLACEHOLDER)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -348,12 +335,8 @@ class LogScreen(Screen[None]):
 
     def action_search(self) -> None:
         body = self.body
-        search = self._search_input
         self._search_anchor = None if body.following else body.cursor_index
-        search.value = body.query
-        search.cursor_position = len(body.query)
-        search.display = True
-        self.set_focus(search)  # now, not a tick later: the next keys are already queued
+        show_search(self._search_input, body.query)
 
     @on(Input.Changed, "#log-search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -371,8 +354,7 @@ class LogScreen(Screen[None]):
         self._close_input()
 
     def _close_input(self) -> None:
-        self._search_input.display = False
-        self.set_focus(self.body)
+        hide_search(self._search_input, self.body)
         self._update_status()
 
     def action_jump_match(self, delta: int) -> None:

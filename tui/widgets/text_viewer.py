@@ -28,6 +28,7 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 # An ANSI theme: its colors follow the app's Textual theme, dark or light.
@@ -283,27 +284,50 @@ class TextBody(ScrollView, can_focus=True):
 
 # ---- the screen ---------------------------------------------------------------------------
 
+SEARCH_PLACEHOLDER = "search: regex or text, any case — Enter keeps, Esc cancels"
+
+
+def viewer_screen_css(screen: str, prefix: str, *, search_margin: int) -> str:
+    """The CSS of a full-screen viewer: a one-line title `#{prefix}-title` on top, and the
+    search input `#{prefix}-search` docked `search_margin` rows above the bottom (over the
+    footer and any status line), hidden until `/` shows it."""
+    return f"""
+    {screen} {{
+        layout: vertical;
+    }}
+    {screen} #{prefix}-title {{
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+    }}
+    {screen} #{prefix}-search {{
+        dock: bottom;
+        margin-bottom: {search_margin};
+        border: tall $warning;
+        display: none;
+    }}
+    """
+
+
+def show_search(search: Input, query: str) -> None:
+    """Open the search input on `query`, the cursor at its end, and focus it."""
+    search.value = query
+    search.cursor_position = len(query)
+    search.display = True
+    search.screen.set_focus(search)  # now, not a tick later: the next keys are already queued
+
+
+def hide_search(search: Input, body: Widget) -> None:
+    """Hide the search input and give the focus back to `body`."""
+    search.display = False
+    search.screen.set_focus(body)
+
 
 class TextViewerScreen(Screen[None]):
     """`TextViewerScreen("deploy/web — YAML", text, language="yaml")`, or with `loader`
     (an async callable returning the text) to open at once and fill in when it answers."""
 
-    DEFAULT_CSS = """
-    TextViewerScreen {
-        layout: vertical;
-    }
-    TextViewerScreen #viewer-title {
-        height: 1;
-        padding: 0 1;
-        background: $panel;
-    }
-    TextViewerScreen #viewer-search {
-        dock: bottom;
-        margin-bottom: 1;
-        border: tall $warning;
-        display: none;
-    }
-    """
+    DEFAULT_CSS = viewer_screen_css("TextViewerScreen", "viewer", search_margin=1)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search", id="viewer.search"),
@@ -336,7 +360,7 @@ class TextViewerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="viewer-title", markup=False)
         yield TextBody(id="viewer-body")
-        yield Input(id="viewer-search", placeholder="search: regex or text, any case — Enter keeps, Esc cancels")
+        yield Input(id="viewer-search", placeholder=SEARCH_PLACEHOLDER)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -411,13 +435,9 @@ class TextViewerScreen(Screen[None]):
     # -- search
 
     def action_search(self) -> None:
-        search = self._search_input
         self._anchor_line = self.body.top_line
         self._scroll_before = (self.body.scroll_x, self.body.scroll_y)
-        search.value = self._query
-        search.cursor_position = len(self._query)
-        search.display = True
-        self.set_focus(search)  # now, not a tick later: the next keys are already queued
+        show_search(self._search_input, self._query)
 
     @on(Input.Changed, "#viewer-search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -442,8 +462,7 @@ class TextViewerScreen(Screen[None]):
         self._update_title()
 
     def _close_input(self) -> None:
-        self._search_input.display = False
-        self.set_focus(self.body)
+        hide_search(self._search_input, self.body)
 
     def _clear_search(self) -> None:
         self._query = ""
