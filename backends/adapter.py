@@ -118,8 +118,10 @@ class Adapter(ABC):
 
     # ---- logs ---------------------------------------------------------------------------
 
-    def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[LogLine | LogEnded]:
-        """The target's log lines, in order, with the engine's timestamps.
+    def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[list[LogLine] | LogEnded]:
+        """The target's log lines, in order, with the engine's timestamps, in batches:
+        each item is a non-empty list of the lines that arrived since the last one (a
+        flood of 100k+ lines/s must not cost a step of the iterator per line).
 
         Following (`options.follow`), the stream always ends with a `LogEnded` saying why
         (the container exited, the server ended the stream, the target is gone: `final`).

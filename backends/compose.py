@@ -15,7 +15,9 @@ import http.client
 import logging
 import os
 import socket
+import struct
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -31,7 +33,7 @@ from docker.types.daemon import CancellableStream
 from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
 from backends.describe import describe_container
 from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
-from backends.logtext import LineAssembler, RawLine, parse_line
+from backends.logtext import LineAssembler, parse_line
 from backends.model import (
     AdapterEvent,
     ConnState,
@@ -594,10 +596,10 @@ class ComposeAdapter(Adapter):
 
     # ---- logs -------------------------------------------------------------------------
 
-    async def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[LogLine | LogEnded]:
+    async def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[list[LogLine] | LogEnded]:
         """The container's log, streamed from the engine and read by a thread of its own
-        (`_LogPump`); closing this iterator shuts the stream's socket and waits for the
-        thread, so no request outlives its reader."""
+        (`_LogPump`) in batches of whatever arrived meanwhile; closing this iterator shuts
+        the stream's socket and waits for the thread, so no request outlives its reader."""
         container_id = target.instance.id
         try:
             client = await self._client_for_actions()
@@ -632,8 +634,7 @@ class ComposeAdapter(Adapter):
         pump = _LogPump(response, target.label, tty=tty)
         try:
             while (batch := await pump.next_batch()) is not None:
-                for line in batch:
-                    yield line
+                yield batch
         finally:
             await pump.close()
         if pump.error is not None:
@@ -694,12 +695,17 @@ def _absorb(item: dict | _StreamEnded, pending: dict[str, bool]) -> _StreamEnded
 
 _DOCKER_FAULTS = (docker.errors.DockerException, requests.RequestException, OSError)
 _LOG_THREAD_NAME = "ferryman-docker-logs"
-# Lines the reader thread parsed that the loop has not taken yet; past this the thread
+# Bytes the reader thread read that the loop has not decoded yet; past this the thread
 # stops reading (the engine keeps the rest of the log) until the loop catches up.
-_LOG_BACKLOG = 20_000
+_LOG_BACKLOG = 4 * 2**20
 _LOG_READ_SIZE = 256 * 1024
+# The loop decodes at most this much per step (~160 lines of 100 bytes, ~1 ms), then
+# lets the UI run: a backlog is worked off between key presses and repaints.
+_LOG_SLICE = 16 * 1024
 _LOG_JOIN_SECONDS = 5.0
 _FRAME_HEADER = 8  # Docker's multiplexed stream: [stream, 0, 0, 0, size (4 bytes, big endian)]
+_FRAME = struct.Struct(">BxxxL")
+_NEWLINE, _CR = ord("\n"), ord("\r")
 _STREAMS = {1: "stdout", 2: "stderr"}
 
 
@@ -767,96 +773,249 @@ def _without_stamp(frame: bytes) -> bytes:
     return frame[space + 1 :] if space >= 20 and frame[:4].isdigit() else frame
 
 
+class _Dechunker:
+    """HTTP chunked transfer coding, undone: raw body bytes in (split anywhere), the
+    body's own bytes out; `done` after the last (empty) chunk.
+
+    The engine sends each log entry as a chunk of its own, and http.client's `read1`
+    returns at most one chunk: one read, one GIL round trip and a few Python layers per
+    line, a fifth of the engine's pace. Reading the socket in large pieces and undoing the
+    framing here costs one short step per entry instead."""
+
+    def __init__(self) -> None:
+        self._partial = b""  # a chunk-size line cut by the end of a piece
+        self._left = 0  # data bytes of the current chunk still to come
+        self._skip = 0  # bytes of the CRLF after the current chunk's data still to come
+        self.done = False  # the last chunk was read: nothing after it belongs to the body
+
+    def feed(self, data: bytes) -> bytes:
+        if self.done:
+            return b""
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        parts: list[bytes] = []
+        pos, end = 0, len(data)
+        left, skip = self._left, self._skip
+        find = data.find
+        while pos < end:
+            if left:  # inside a chunk's data
+                stop = pos + left
+                if stop > end:
+                    parts.append(data[pos:])
+                    left = stop - end
+                    break
+                parts.append(data[pos:stop])
+                pos, left, skip = stop, 0, 2
+                continue
+            if skip:  # the CRLF after a chunk's data
+                taken = min(skip, end - pos)
+                pos += taken
+                skip -= taken
+                continue
+            line_end = find(b"\n", pos)
+            if line_end < 0:
+                self._partial = data[pos:]
+                break
+            try:
+                size = int(data[pos:line_end], 16)  # int() ignores the CR
+            except ValueError:  # chunk extensions (";name=value"), which no engine sends
+                size = int(data[pos:line_end].split(b";", 1)[0], 16)
+            pos = line_end + 1
+            if size == 0:  # the last chunk: its trailer is not read, the body is over
+                self.done = True
+                break
+            # The common case, a whole chunk and its CRLF in this piece: one step.
+            stop = pos + size
+            if stop + 2 <= end:
+                parts.append(data[pos:stop])
+                pos = stop + 2
+            else:
+                left = size
+        self._left, self._skip = left, skip
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _body_source(response: requests.Response) -> tuple[Callable[[int], bytes], _Dechunker | None]:
+    """How to read the streamed body of `response` in large pieces: `(read, dechunker)`.
+    `read(size)` returns whatever has arrived (up to `size` bytes; b"" at the end);
+    when the body is chunked and untouched (always, from the engine) it reads the socket
+    file itself and the pieces are to be fed to `dechunker`; otherwise (None) urllib3's
+    `read1` decodes them, a chunk at a time."""
+    raw = response.raw
+    http_response = getattr(raw, "_fp", None)
+    socket_file = getattr(http_response, "fp", None)
+    if (
+        isinstance(http_response, http.client.HTTPResponse)
+        and http_response.chunked
+        and http_response.chunk_left is None  # nothing of the body was read yet
+        and not response.headers.get("Content-Encoding")
+        and hasattr(socket_file, "read1")
+    ):
+        return socket_file.read1, _Dechunker()
+    return raw.read1, None
+
+
 class _Demuxer:
-    """Docker's multiplexed log stream (containers without TTY) → lines per stream.
+    """Docker's multiplexed log stream (containers without TTY) → `LogLine`s.
 
     Each frame is one log entry: a timestamp, a space, the text. An entry without a
     newline is the first part of a long line, continued (with a timestamp of its own)
     by the next entry of the same stream."""
 
-    def __init__(self) -> None:
-        self._pending = bytearray()
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._pending = b""
         self._assemblers = {name: LineAssembler() for name in _STREAMS.values()}
         self._continuing = {name: False for name in _STREAMS.values()}
 
-    def feed(self, data: bytes) -> list[tuple[str, RawLine]]:
-        buf = self._pending
-        buf += data
-        lines: list[tuple[str, RawLine]] = []
-        pos, size = 0, len(buf)
+    def feed(self, data: bytes) -> list[LogLine]:
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        source, streams, parse = self._source, _STREAMS, parse_line
+        assemblers, continuing = self._assemblers, self._continuing
+        header = _FRAME.unpack_from
+        lines: list[LogLine] = []
+        pos, size = 0, len(data)
         while size - pos >= _FRAME_HEADER:
-            end = pos + _FRAME_HEADER + int.from_bytes(buf[pos + 4 : pos + 8], "big")
+            kind, length = header(data, pos)
+            start = pos + _FRAME_HEADER
+            end = start + length
             if end > size:
                 break
-            name = _STREAMS.get(buf[pos], "stdout")
-            frame = bytes(buf[pos + _FRAME_HEADER : end])
             pos = end
-            if self._continuing[name]:
+            name = streams.get(kind, "stdout")
+            if (
+                # The common case: an entry that is one whole line, and no line of its
+                # stream pending (that is what `continuing` says). The assembler's limit
+                # needs no check: the engine splits entries at 16 KiB.
+                length > 1
+                and data[end - 1] == _NEWLINE
+                and not continuing[name]
+                and data.find(b"\n", start, end - 1) < 0
+            ):
+                if data[end - 2] == _CR:
+                    end -= 1
+                lines.append(parse(data[start : end - 1], source, stream=name))
+                continue
+            frame = data[start:end]
+            if continuing[name]:
                 frame = _without_stamp(frame)
-            self._continuing[name] = not frame.endswith(b"\n")
-            lines.extend((name, raw) for raw in self._assemblers[name].feed(frame))
-        del buf[:pos]
+            continuing[name] = not frame.endswith(b"\n")
+            lines.extend(parse(raw, source, stream=name) for raw in assemblers[name].split(frame))
+        if pos < size:
+            self._pending = data[pos:]
         return lines
 
-    def flush(self) -> list[tuple[str, RawLine]]:
-        return [(name, raw) for name, assembler in self._assemblers.items() for raw in assembler.flush()]
+    def flush(self) -> list[LogLine]:
+        return [
+            parse_line(raw, self._source, stream=name)
+            for name, assembler in self._assemblers.items()
+            for raw in assembler.flush()
+        ]
 
 
 class _TtyReader:
     """A TTY container's log: one stream of bytes, stdout and stderr merged by the terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
+        self._source = source
         self._assembler = LineAssembler()
 
-    def feed(self, data: bytes) -> list[tuple[str, RawLine]]:
-        return [("stdout", raw) for raw in self._assembler.feed(data)]
+    def feed(self, data: bytes) -> list[LogLine]:
+        source = self._source
+        return [parse_line(raw, source) for raw in self._assembler.split(data)]
 
-    def flush(self) -> list[tuple[str, RawLine]]:
-        return [("stdout", raw) for raw in self._assembler.flush()]
+    def flush(self) -> list[LogLine]:
+        return [parse_line(raw, self._source) for raw in self._assembler.flush()]
 
 
 class _LogPump:
-    """One container's log stream, read in a thread: bytes → whole lines → `LogLine`s,
-    handed to the loop in batches (one wake-up per batch, not one per line)."""
+    """One container's log stream. A thread reads the socket in large pieces and does
+    nothing else (it holds the GIL only to take the bytes); the loop decodes them — HTTP
+    chunks, Docker frames, lines, `LogLine`s — a slice at a time. Parsing a flood in the
+    thread would make it compete with the loop for the GIL, and every handover of the GIL
+    costs the UI a wait; here the parsing takes turns with the UI's own work instead."""
 
     def __init__(self, response: requests.Response, source: str, *, tty: bool) -> None:
         self._response = response
-        self._source = source
-        self._decoder: _Demuxer | _TtyReader = _TtyReader() if tty else _Demuxer()
+        self._read, self._dechunker = _body_source(response)
+        self._decoder: _Demuxer | _TtyReader = _TtyReader(source) if tty else _Demuxer(source)
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()
         self._finished: asyncio.Future[None] = self._loop.create_future()
         self._lock = threading.Condition()
-        self._batch: list[LogLine] = []
+        self._pieces: deque[bytes] = deque()  # read, not decoded yet
+        self._queued = 0  # their bytes
         self._woken = False  # a wake-up is on its way to the loop
-        self._done = False
+        self._done = False  # the thread read its last piece
+        self._ended = False  # the loop has decoded everything
         self._closed = False
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._read, name=_LOG_THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=_LOG_THREAD_NAME, daemon=True)
         self._thread.start()
 
     async def next_batch(self) -> list[LogLine] | None:
-        """The lines read since the last call (waiting for some); None at the end."""
-        while True:
+        """The lines of the next slice of what was read (waiting for some); None at the end."""
+        while not self._ended:
+            # Whatever the reader brought, the UI gets a turn between two slices.
+            await asyncio.sleep(0)
             self._ready.clear()
             with self._lock:
-                batch, self._batch = self._batch, []
+                data = self._take(_LOG_SLICE)
                 self._woken = False
-                done = self._done
+                more = bool(self._pieces)
+                done = self._done and not more
                 self._lock.notify_all()
-            if batch:
-                return batch
-            if done:
-                return None
-            await self._ready.wait()
+            lines = self._decode(data) if data else []
+            if done or (self._dechunker is not None and self._dechunker.done):
+                lines += self._end()
+            if lines:
+                return lines
+            if not more and not self._ended:
+                await self._ready.wait()
+        return None
 
-    async def close(self) -> None:
-        """Shut the stream's socket (the thread's read returns at once) and wait for the
-        thread to end."""
+    def _take(self, size: int) -> bytes:
+        """Up to `size` bytes of the pieces read (under the lock)."""
+        pieces = self._pieces
+        taken: list[bytes] = []
+        room = size
+        while pieces and room > 0:
+            piece = pieces.popleft()
+            if len(piece) > room:
+                pieces.appendleft(piece[room:])
+                piece = piece[:room]
+            taken.append(piece)
+            room -= len(piece)
+        self._queued -= size - room
+        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+    def _decode(self, data: bytes) -> list[LogLine]:
+        if self._dechunker is not None:
+            data = self._dechunker.feed(data)
+        return self._decoder.feed(data) if data else []
+
+    def _end(self) -> list[LogLine]:
+        """The body is over (its last chunk, or the connection's end): the last line
+        without newline, and whether the end came too soon."""
+        self._ended = True
+        if self._dechunker is not None:
+            if self._dechunker.done:
+                self._shut()  # the connection stays open after the body: the thread is told to stop
+            elif self.error is None and not self._closed:
+                self.error = urllib3.exceptions.ProtocolError("Response ended prematurely")
+        return self._decoder.flush()
+
+    def _shut(self) -> None:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
         _close_response(self._response)
+
+    async def close(self) -> None:
+        """Shut the stream's socket (the thread's read returns at once) and wait for the
+        thread to end."""
+        self._shut()
         try:
             await asyncio.wait_for(asyncio.shield(self._finished), _LOG_JOIN_SECONDS)
         except TimeoutError:
@@ -867,14 +1026,20 @@ class _LogPump:
 
     # -- the thread --
 
-    def _read(self) -> None:
-        decoder = self._decoder
-        read = self._response.raw.read1
+    def _run(self) -> None:
+        read = self._read
         try:
             while data := read(_LOG_READ_SIZE):
-                if not self._hand(decoder.feed(data)):
-                    return
-            self._hand(decoder.flush())
+                with self._lock:
+                    while self._queued >= _LOG_BACKLOG and not self._closed:
+                        self._lock.wait(0.5)
+                    if self._closed:
+                        return
+                    self._pieces.append(data)
+                    self._queued += len(data)
+                    wake, self._woken = not self._woken, True
+                if wake:
+                    self._signal(self._ready.set)
         except Exception as exc:  # noqa: BLE001 - reported by the iterator as the stream's end
             if not self._closed:
                 self.error = exc
@@ -883,23 +1048,6 @@ class _LogPump:
                 self._done = True
             self._signal(self._ready.set)
             self._signal(self._finish)
-
-    def _hand(self, raws: list[tuple[str, RawLine]]) -> bool:
-        """Give parsed lines to the loop; False once the reader was closed."""
-        if not raws:
-            return not self._closed
-        source = self._source
-        lines = [parse_line(raw, source, stream=name) for name, raw in raws]
-        with self._lock:
-            while len(self._batch) >= _LOG_BACKLOG and not self._closed:
-                self._lock.wait(0.5)
-            if self._closed:
-                return False
-            self._batch.extend(lines)
-            wake, self._woken = not self._woken, True
-        if wake:
-            self._signal(self._ready.set)
-        return True
 
     def _signal(self, callback: Callable[[], None]) -> None:
         try:

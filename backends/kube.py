@@ -1327,8 +1327,8 @@ class KubeAdapter(Adapter):
 
     # ---- logs ---------------------------------------------------------------------------------------
 
-    async def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[LogLine | LogEnded]:
-        """`GET pods/NAME/log`, streamed. Each stream has an Api of its own (see the module
+    async def logs(self, target: LogTarget, options: LogOptions) -> AsyncIterator[list[LogLine] | LogEnded]:
+        """`GET pods/NAME/log`, streamed: a batch of lines per chunk read. Each stream has an Api of its own (see the module
         docstring), closed with the stream. While following there is no read timeout: a
         quiet pod is not a dead stream (whether the stream still stands is the follower's
         question, answered by the watch that says whether the pod still runs)."""
@@ -1345,7 +1345,7 @@ class KubeAdapter(Adapter):
 
     async def _read_log(
         self, api: kr8s.asyncio.Api, target: LogTarget, options: LogOptions
-    ) -> AsyncIterator[LogLine | LogEnded]:
+    ) -> AsyncIterator[list[LogLine] | LogEnded]:
         namespace, pod = target.instance.workload.group, target.instance.name
         params = kube_log_params(target, options)
         follow = "follow" in params
@@ -1360,8 +1360,9 @@ class KubeAdapter(Adapter):
             ) as response:
                 opened = True
                 async for chunk in response.aiter_bytes():
-                    for raw in assembler.feed(chunk):
-                        yield parse_line(raw, label)
+                    # One batch per chunk read: whatever lines it completes.
+                    if lines := [parse_line(raw, label) for raw in assembler.split(chunk)]:
+                        yield lines
         except kr8s.ServerError as exc:
             yield log_refusal(exc)
             return
@@ -1372,8 +1373,8 @@ class KubeAdapter(Adapter):
                 # The line cut in half is left out: the reconnect, from its time, sends it whole.
                 yield LogEnded(f"stream cut: {_reason(exc)}")
             return
-        for raw in assembler.flush():
-            yield parse_line(raw, label)
+        if lines := [parse_line(raw, label) for raw in assembler.flush()]:
+            yield lines
         if follow:
             yield await self._log_end(api, namespace, pod, target.container)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from backends.adapter import ActionError, backoff_delays
 from backends.hub import Hub
 from backends.logs import LogEnded, LogKind, LogLine, LogOptions, LogTarget
-from backends.logtext import Interleaver, LogBuffer
+from backends.logtext import Interleaver, LogBuffer, Record
 from backends.model import Instance, RunState
 from backends.store import Change, Store
 
@@ -56,6 +57,7 @@ _JOIN_TOLERANCE = timedelta(seconds=2)
 _CATCH_UP_GRACE = timedelta(milliseconds=100)
 # At most this many texts are remembered at the last line's time (for the dedup).
 _BOUNDARY_TEXTS = 1000
+_TIME = operator.attrgetter("time")
 
 
 def _up(inst: Instance) -> bool:
@@ -174,7 +176,7 @@ class LogFollower:
             await self._stop_streams()
         finally:
             self._restarting = False
-        self._interleaver.drain()
+        self._interleaver.drain_records()
         self.buffer.clear()
         if self._running and not self._closed:
             self._started = datetime.now(UTC)
@@ -334,29 +336,43 @@ class LogFollower:
             return LogEnded(f"stream failed: {exc}")
         return None
 
-    def _deliver(self, st: _Stream, line: LogLine) -> None:
-        when = line.time
-        if st.until is not None and (when is None or when >= st.until):
-            return
-        if st.floor is not None and when is not None:
-            if when < st.floor:
+    def _deliver(self, st: _Stream, lines: list[LogLine]) -> None:
+        """A batch of the stream's lines: what a reopened or catching-up stream already
+        showed (or must leave to a later run) is skipped; the rest goes to the buffer."""
+        if st.until is not None or st.floor is not None:
+            lines = [line for line in lines if self._wanted(st, line)]
+            if not lines:
                 return
-            if when == st.floor:
-                if line.text in st.skip:
-                    st.skip.remove(line.text)
-                    return
-            else:
-                st.floor = None
         if st.notice is not None:
             self._marker(st, st.notice)
         st.delivered = True
-        if when is not None:
-            if st.last_time is None or when > st.last_time:
-                st.last_time = when
-                st.boundary = [line.text]
-            elif when == st.last_time and len(st.boundary) < _BOUNDARY_TEXTS:
-                st.boundary.append(line.text)
-        self._push(line)
+        # The last line's time and the texts shown at it, as line-by-line would leave them:
+        # times only grow (a step back of the clock is not a new last time).
+        newest = max(filter(None, map(_TIME, lines)), default=None)
+        if newest is not None:
+            if st.last_time is None or newest > st.last_time:
+                st.last_time = newest
+                st.boundary = [line.text for line in lines if line.time == newest][:_BOUNDARY_TEXTS]
+            elif newest == st.last_time and len(st.boundary) < _BOUNDARY_TEXTS:
+                room = _BOUNDARY_TEXTS - len(st.boundary)
+                st.boundary.extend([line.text for line in lines if line.time == newest][:room])
+        self._push(lines, st.target.label)
+
+    @staticmethod
+    def _wanted(st: _Stream, line: LogLine) -> bool:
+        when = line.time
+        if st.until is not None and (when is None or when >= st.until):
+            return False
+        if st.floor is not None and when is not None:
+            if when < st.floor:
+                return False
+            if when == st.floor:
+                if line.text in st.skip:
+                    st.skip.remove(line.text)
+                    return False
+            else:
+                st.floor = None
+        return True
 
     async def _after_end(self, st: _Stream, ended: LogEnded) -> tuple[LogOptions, bool] | None:
         """What a followed stream's end means (see the module docstring): the options to
@@ -437,12 +453,13 @@ class LogFollower:
 
     def _marker(self, st: _Stream, text: str) -> None:
         st.notice = None
-        self._push(LogLine(source=st.target.label, time=datetime.now(UTC), text=f"— {text} —", kind=LogKind.MARKER))
+        label = st.target.label
+        self._push([LogLine(source=label, time=datetime.now(UTC), text=f"— {text} —", kind=LogKind.MARKER)], label)
 
-    def _push(self, line: LogLine) -> None:
+    def _push(self, lines: list[LogLine], source: str) -> None:
         if not len(self._interleaver):
             self._wake.set()
-        self._interleaver.push(line, datetime.now(UTC))
+        self._interleaver.extend(lines, datetime.now(UTC), source)
 
     async def _flush_loop(self) -> None:
         """Move lines from the interleaver to the buffer in batches. A batch is what
@@ -456,21 +473,21 @@ class LogFollower:
             now = datetime.now(UTC)
             due = interleaver.next_due()
             if due is not None and now >= due + window:
-                self._extend(interleaver.ready(now))
+                self._extend(interleaver.ready_records(now))
                 continue
             if not self.following and not self._restarting and all(
                 st.task is None or st.task.done() for st in self._streams.values()
             ):
-                self._extend(interleaver.drain())
+                self._extend(interleaver.drain_records())
                 return
             timeout = None if due is None else (due + window - now).total_seconds()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    def _extend(self, lines: list[LogLine]) -> None:
-        if lines:
-            self.buffer.extend(lines)
+    def _extend(self, batch: list[Record]) -> None:
+        if batch:
+            self.buffer.extend_records(batch)
             self._notify()
 
     def _notify(self) -> None:

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from backends.compose import ComposeAdapter, log_end_of
+from backends.compose import ComposeAdapter, _Dechunker, _Demuxer, log_end_of
 from backends.hub import Hub
 from backends.logfollow import LogFollower
 from backends.logs import LogEnded, LogKind, LogLine, LogOptions, LogTarget
@@ -42,6 +42,53 @@ def test_log_end_of_an_inspect():
     backoff = {"State": {"Running": True, "Restarting": True, "Status": "restarting", "ExitCode": 3}}
     assert log_end_of(backoff, started) == LogEnded("container exited (3)")
     assert log_end_of({"State": {"Status": "created"}}, None) == LogEnded("container not started")
+
+
+# ---- pure: the engine's bytes, split anywhere --------------------------------------------
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+STAMP = b"2024-05-01T10:00:00.000000001Z "
+BODY = chunked(
+    frame(1, STAMP + b"one\n"),
+    frame(2, STAMP + b"two\r\n") + frame(1, STAMP + b"three\nfour\n"),  # two frames in a chunk, two lines in a frame
+    frame(1, STAMP + b"long " + b"x" * 20),  # a long line in two entries, the second with a stamp of its own
+    frame(1, STAMP + b"tail\n"),
+    frame(1, STAMP + b"\n"),
+    frame(2, STAMP + b"last, no newline"),
+)
+EXPECTED = [("stdout", "one"), ("stderr", "two"), ("stdout", "three"), ("stdout", "four"),
+            ("stdout", "long " + "x" * 20 + "tail"), ("stdout", ""), ("stderr", "last, no newline")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 16, 64, len(BODY)])
+def test_chunks_and_frames_split_anywhere_give_the_same_lines(size: int):
+    dechunker, demuxer = _Dechunker(), _Demuxer("web")
+    lines = []
+    for start in range(0, len(BODY), size):
+        lines += demuxer.feed(dechunker.feed(BODY[start : start + size]))
+    assert dechunker.done
+    lines += demuxer.flush()
+    assert [(line.stream, line.text) for line in lines] == EXPECTED
+    assert {line.source for line in lines} == {"web"}
+    # "four" came without a stamp of its own (the engine never sends that; the split does).
+    assert [line.time is not None for line in lines] == [True, True, True, False, True, True, True]
+    assert dechunker.feed(b"anything after the last chunk") == b""
+
+
+def test_chunk_sizes_with_extensions_and_a_cut_size_line():
+    dechunker = _Dechunker()
+    assert dechunker.feed(b"5;name=value\r\nhel") == b"hel"
+    assert dechunker.feed(b"lo\r\n1") == b"lo"
+    assert dechunker.feed(b"0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n") == b"x" * 16
+    assert dechunker.done
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -312,7 +312,8 @@ async def test_previous_container_log_and_its_absence(kube: KubeEmulator):
 
 
 async def test_adapter_stream_ends_say_why(kube: KubeEmulator):
-    """The adapter alone: a refused request and a vanished pod are `LogEnded`s."""
+    """The adapter alone: lines come in batches; a refused request and a vanished pod are
+    `LogEnded`s."""
     kube.add_deployment(NS, "web")
     kube.add_pod(NS, "web-a-1", owner="web")
     kube.set_pod_log(NS, "web-a-1", None, "only\n")
@@ -321,7 +322,9 @@ async def test_adapter_stream_ends_say_why(kube: KubeEmulator):
         adapter = hub.adapters[Source.K3S]
         target = LogTarget(hub.store.instances_of(WEB)[0])
         got = [item async for item in adapter.logs(target, LogOptions(tail=None, follow=False))]
-        assert [type(i) for i in got] == [LogLine] and got[0].text == "only"
+        # Lines come in batches (lists); the stream had one line.
+        lines = [line for batch in got for line in batch]
+        assert [type(i) for i in got] == [list] and [type(i) for i in lines] == [LogLine] and lines[0].text == "only"
         missing = LogTarget(target.instance, container="sidecar")
         got = [item async for item in adapter.logs(missing, LogOptions(follow=False))]
         assert got == [LogEnded("container sidecar is not valid for pod web-a-1")]

@@ -394,6 +394,28 @@ def test_search_text_and_source_from_a_start() -> None:
     assert buffer.search(re.compile("nothing")) == []
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["line", "LINE 1", "ine 2", "42", "é", "K", "s", "x.y", "(a|b)", "ß", "İ", "straße", "STRASSE", "web"],
+)
+def test_search_gives_the_regex_answer_on_any_text(query: str) -> None:
+    """Plain words take a faster path than the regex engine; the hits are the same, also
+    for text whose Unicode case folding differs from lower-casing (Kelvin sign, long s)."""
+    texts = [f"line {i}" for i in range(30)] + [
+        "Straße", "STRASSE", "straße", "\u212a kelvin", "ſ long s", "İstanbul", "istanbul", "x.y", "xzy", "a|b", "ÉLAN", "élan",
+    ]
+    buffer = LogBuffer()
+    buffer.extend(LogLine("w", None, text) for text in texts)
+    pattern = re.compile(query, re.IGNORECASE)
+    expected = [i for i, text in enumerate(texts) if pattern.search(text)]
+    assert buffer.search(pattern) == expected
+    exact = re.compile(re.escape(query))
+    assert buffer.search(exact) == [i for i, text in enumerate(texts) if exact.search(text)]
+    ascii_only = LogBuffer()
+    ascii_only.extend(LogLine("w", None, text) for text in texts if text.isascii())
+    assert ascii_only.search(pattern) == [i for i, text in enumerate(t for t in texts if t.isascii()) if pattern.search(text)]
+
+
 def test_search_after_eviction_reports_absolute_indexes() -> None:
     buffer = LogBuffer(max_lines=4)
     buffer.extend(numbered(10))

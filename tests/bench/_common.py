@@ -261,11 +261,18 @@ class FrameProbe:
          set, and no Update/Layout/UpdateScroll message for it queued to the screen.
     (3) can make a waiter wait one extra frame when an unrelated refresh of the same
     widget is in flight at that instant: a conservative error, never an optimistic one.
+    Under a continuous stream of refreshes (a log view in a flood repaints 20 times a
+    second) some refresh is in flight at nearly every frame and (3) would wait for a lull
+    that does not come: `settled=False` leaves (3) out, for widgets that draw from their
+    current state whenever they render (line-API widgets such as the log view's body,
+    whose rows come from `scroll_y` at render time), where (2) alone means the frame
+    shows the effect.
     """
 
-    def __init__(self, app, *, emulate_output: bool = True) -> None:  # noqa: ANN001
+    def __init__(self, app, *, emulate_output: bool = True, settled: bool = True) -> None:  # noqa: ANN001
         self.app = app
         self.emulate_output = emulate_output
+        self.settled = settled
         self.frames = 0
         self.frame_times: list[float] = []
         self.output_chars = 0
@@ -367,7 +374,7 @@ class FrameProbe:
                 continue
             if not w.posted or not w.posted <= w.rendered:
                 continue
-            if not w.predicate() or any(self._pending(x) for x in w.widgets):
+            if not w.predicate() or (self.settled and any(self._pending(x) for x in w.widgets)):
                 continue
             self._waiters.remove(w)
             w.frame_wall_ns = time.time_ns()

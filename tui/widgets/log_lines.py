@@ -22,7 +22,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -192,10 +192,13 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         self._max_top = 0  # the last scroll position: the end of the log, bottom-anchored
         self._max_top_skip = 0  # rows of that line above the screen when bottom-anchored
         self._shown: LRUCache[int, ShownLine] = LRUCache(512)
-        self._strips: LRUCache[tuple[int, int], tuple[Strip, Style | None]] = LRUCache(1024)
+        # The finished row of (index, row of the line), with what it was made for (scroll,
+        # width, style): a repaint of unchanged rows (paused, the cursor moves) reuses it.
+        self._strips: LRUCache[tuple[int, int], tuple[tuple[int, int, Style], Strip]] = LRUCache(256)
         self._layout_key: tuple[int, int, int, int] | None = None
         self._layout_rows: list[tuple[int, int]] = []
         self._generation = 0
+        self._paint: tuple[int, Style, list[tuple[int, int]]] | None = None  # during render_lines
 
     # ---- what is shown --------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         first, end = buffer.first, buffer.end
         self._scanned = max(self._scanned, first)
         if end > self._scanned:
-            self._learn(buffer.lines(self._scanned, end))
+            self._learn(*buffer.scan(self._scanned, end))
             self._scanned = end
         if self.pattern is not None:
             self._extend_search(first, end)
@@ -297,17 +300,14 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
         self._count = len(self.rows) if self.filter_active else end - first
         self._refit(keep)
 
-    def _learn(self, lines: list[LogLine]) -> None:
-        # One cheap pass over new lines only: the sources (for the prefix) and the
-        # widest text (for the horizontal scroll range).
-        if not lines:
-            return
-        sources = {line.source for line in lines if line.kind is LogKind.LINE}
+    def _learn(self, sources: set[str], widest: int, any_cut: bool) -> None:
+        # What one cheap pass over the new lines only (LogBuffer.scan) says: the sources
+        # (for the prefix) and the widest text (for the horizontal scroll range).
         if not sources <= self._sources.keys():
             self._sources.update(dict.fromkeys(sorted(sources - self._sources.keys())))
             self._forget_shown()  # the prefix appears or widens
-        self._widest = max(self._widest, max(len(line.text) for line in lines))
-        self._any_cut = self._any_cut or any(line.truncated for line in lines)
+        self._widest = max(self._widest, widest)
+        self._any_cut = self._any_cut or any_cut
 
     def _extend_search(self, first: int, end: int) -> None:
         assert self.pattern is not None
@@ -583,26 +583,43 @@ class LogLines(ScrollView, can_focus=True, inherit_bindings=False):
 
     # ---- rendering --------------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # What every row of this repaint needs is worked out once, not once per row (the
+        # widget's style walks its ancestors; the geometry properties are computed): in a
+        # flood every row on screen is a new line, on every repaint.
+        self._paint = (self.visible_width, self.rich_style, self._layout())
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.visible_width
-        rows = self._layout()
+        width, base, rows = self._paint or (self.visible_width, self.rich_style, self._layout())
         if y >= len(rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         position, k = rows[y]
         index = self.index_at(position)
-        cached = self._strips.get((index, k))
-        if cached is None:
-            shown = self._shown_line(index)
-            if shown is None:  # evicted since the last sync
-                return Strip.blank(width, self.rich_style)
-            text = shown.row(k, width if self.wrap else None)
-            cached = self._strips[(index, k)] = (Strip(list(text.render(self.app.console)), text.cell_len), shown.fill)
-        strip, fill = cached
-        base = self.rich_style
         if not self.following and index == self.cursor:
             base += self.get_component_rich_style("log-lines--cursor")
         scroll_x = 0 if self.wrap else int(self.scroll_x)
-        return strip.apply_style(base).crop_extend(scroll_x, scroll_x + width, base + fill if fill else base)
+        made_for = (scroll_x, width, base)
+        cached = self._strips.get((index, k))
+        if cached is not None and cached[0] == made_for:
+            return cached[1]
+        shown = self._shown_line(index)
+        if shown is None:  # evicted since the last sync
+            return Strip.blank(width, base)
+        text = shown.row(k, width if self.wrap else None)
+        fill = base + shown.fill if shown.fill else base
+        # One Strip kept per row: the intermediate ones (and the caches each Strip carries)
+        # go at once. While following a flood every repaint shows other lines, so nothing
+        # is kept: what a cache keeps across repaints only burdens the garbage collector.
+        strip = Strip(text.render(self.app.console), text.cell_len).apply_style(base).crop_extend(
+            scroll_x, scroll_x + width, fill
+        )
+        if not self.following:
+            self._strips[(index, k)] = (made_for, strip)
+        return strip
 
     def _shown_line(self, index: int) -> ShownLine | None:
         shown = self._shown.get(index)

@@ -136,6 +136,7 @@ class LogScreen(Screen[None]):
         self._last_flush = 0.0
         self._search_anchor: int | None = None
         self._search_opened_filter = False
+        self._status_shown: Text | None = None
         self._session_closed = False
         self._thread = threading.get_ident()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -254,7 +255,13 @@ class LogScreen(Screen[None]):
         return text
 
     def _update_status(self) -> None:
-        self.query_one("#log-status", Static).update(self._status_text())
+        text = self._status_text()
+        if text == self._status_shown:
+            return
+        self._status_shown = text
+        # One row whatever it says (CSS): no layout of the screen, which in a flood (the
+        # dropped count changes on every repaint) would cost more than the repaint itself.
+        self.query_one("#log-status", Static).update(text, layout=False)
 
     @on(LogLines.FollowChanged)
     def _follow_changed(self) -> None:
