@@ -26,7 +26,7 @@ Phases, one after the other, the flood container running throughout:
                   lag      how far the painted line is behind the buffer, and behind what the
                            container has written (its line numbers).
                 Then --key-seconds of keys during the flood, in cycles: `f` (pause), 3 x up,
-                pagedown, 2 x down, `/`, three digits typed into the search, Esc (search
+                2 x down, up, pagedown, `/`, three digits typed into the search, Esc (search
                 cleared), `f` (follow again), 0.5 s of following. Each key is put on the app's
                 queue as the driver does (`_common.send_key`); the clock stops at the first
                 frame that shows its effect (FrameProbe, `settled=False`: in a flood some
@@ -339,11 +339,13 @@ async def press_keys(app, screen: LogScreen, probe: FrameProbe, seconds: float, 
     deadline = t0 + seconds
     while time.perf_counter() < deadline:
         await press("f pause", "f", [body], lambda: not body.following and body.cursor is not None)
+        # Up first: paused at the last line, down has nowhere to go on a quiet view.
         for _ in range(3):
             await press("up", "up", [body], cursor_up(body.cursor))
-        await press("pagedown", "pagedown", [body], cursor_down(body.cursor, body.visible_height))
         for _ in range(2):
             await press("down", "down", [body], cursor_down(body.cursor, 1))
+        await press("up", "up", [body], cursor_up(body.cursor))
+        await press("pagedown", "pagedown", [body], cursor_down(body.cursor, body.visible_height))
         await press("open search /", "slash", [search], lambda: search.display and search.has_focus)
         typed = ""
         for char in rng.choice(("999", "123", "777", "405")):

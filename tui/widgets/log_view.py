@@ -24,6 +24,8 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
@@ -88,6 +90,16 @@ def preset_label(options: LogOptions, presets: Presets = SINCE_PRESETS) -> str:
 # ---- the screen -----------------------------------------------------------------------------
 
 
+class SearchInput(Input):
+    """The search input, one row whatever is typed. Input's `virtual_size` (the width of
+    the text: only its scroll range here) asks for a layout of the whole screen on every
+    keystroke, tens of ms with the footer's keys, more than the search itself; here it
+    repaints the input."""
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
+
+
 class LogScreen(Screen[None]):
     """`LogScreen("shop/web", session)`: the logs of one selection, followed live.
     `save_dir` is where ctrl+s writes (the home directory by default)."""
@@ -145,7 +157,7 @@ class LogScreen(Screen[None]):
         yield Static(id="log-title", markup=False)
         yield LogLines(self.session.buffer, id="log-lines")
         yield Static(id="log-status", markup=False)
-        yield Input(id="log-search", placeholder=SEARCH_PLACEHOLDER)
+        yield SearchInput(id="log-search", placeholder=SEARCH_PLACEHOLDER)
         yield Footer()
 
     def on_mount(self) -> None:
