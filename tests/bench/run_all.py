@@ -28,6 +28,7 @@ BENCHES = {
     "startup": ([], ["--runs", "4"]),
     "idle": ([], ["--seconds", "10"]),
     "kube_pods": ([], ["--seconds", "8", "--cpu-seconds", "3", "--bare-seconds", "3"]),
+    "logs_flood": ([], ["--seconds", "8", "--key-seconds", "6", "--lines", "300000"]),
 }
 
 
@@ -131,6 +132,16 @@ def summarize(results: dict[str, dict | None]) -> list[str]:
             f"(LIST floor {f(k.get('list_floor_ms'), 0)}), workloads {f(k.get('workloads_first_table_ms'), 0)} ms, "
             f"CPU {f(k.get('cpu_percent'))} %, peak RSS {f(k.get('rss_peak_mb'), 0)} MB"
             f"   target p95 < 50 ms: {verdict(k.get('target_met'))}"
+        )
+    g = results.get("logs_flood")
+    if g:
+        verdicts = g.get("target_met") or {}
+        lines.append(
+            f"log flood: {f(g.get('shown_lps'), 0)} lines/s shown vs docker logs -f {f(g.get('docker_logs_lps'), 0)} "
+            f"({f((g.get('ratio') or 0) * 100, 0)} %), key->frame p95 {f(g.get('keys', {}).get('p95'))} ms "
+            f"(baseline without ingestion {f(g.get('baseline_keys', {}).get('p95'))}), peak RSS {f(g.get('rss_peak_mb'), 0)} MB "
+            f"after {g.get('lines_through')} lines   targets >= 50 %: {verdict(verdicts.get('ingest'))}, "
+            f"keys p95 < 100 ms: {verdict(verdicts.get('keys'))}, RSS < 300 MB: {verdict(verdicts.get('memory'))}"
         )
     i = results.get("idle")
     if i:

@@ -3,7 +3,8 @@
 The screen owns the session: on mount it runs `session.run(...)` in a worker of its
 own and on unmount it awaits `session.close()`, so no stream outlives the view. The
 session appends to its bounded `LogBuffer` and calls back as often as it likes; the
-screen repaints at most `1 / FLUSH_INTERVAL` times a second, and the body
+screen repaints at most `1 / FLUSH_INTERVAL` times a second (`1 / FLOOD_INTERVAL` in a
+flood), and the body
 (`LogLines`) renders only the lines on screen, so a flood costs what one screenful
 costs.
 """
@@ -35,6 +36,12 @@ from tui.widgets.log_lines import CONTEXTS, LogLines, line_as_text
 from tui.widgets.text_viewer import SEARCH_PLACEHOLDER, hide_search, show_search, viewer_screen_css
 
 FLUSH_INTERVAL = 0.05  # at most 20 repaints a second, however fast lines arrive
+# In a flood (a repaint brought more than FLOOD_LINES lines) at most one repaint per
+# FLOOD_INTERVAL: nobody reads 10,000 lines a second as they pass, and a repaint of a
+# screenful of new lines is the costliest thing the view does (tens of ms on a busy
+# machine), which the ingestion and the keys need more.
+FLOOD_LINES = 1_000
+FLOOD_INTERVAL = 0.25
 
 
 # ---- pure pieces ----------------------------------------------------------------------------
@@ -88,6 +95,32 @@ def preset_label(options: LogOptions, presets: Presets = SINCE_PRESETS) -> str:
 
 
 # ---- the screen -----------------------------------------------------------------------------
+
+
+class QuietFooter(Footer):
+    """A Footer that recomposes only when what it shows changes. Textual rebuilds the
+    footer (a widget per key, then a layout of the screen: tens of ms) whenever the focus
+    moves, and here the focus moves between the body and the search input on `/`, Esc and
+    Enter without changing a single key shown."""
+
+    _signature: tuple | None = None
+
+    def bindings_changed(self, screen: Screen) -> None:
+        app = screen.app
+        signature = (
+            self.show_command_palette,
+            tuple(
+                (binding.key, app.get_key_display(binding), binding.action, binding.description,
+                 binding.group, enabled, tooltip)
+                for _, binding, enabled, tooltip in screen.active_bindings.values()
+                if binding.show
+            ),
+        )
+        if self._bindings_ready and signature == self._signature:
+            return
+        if app.app_focus and self.is_attached and screen is self.screen:
+            self._signature = signature  # what the recompose below will show
+        super().bindings_changed(screen)
 
 
 class SearchInput(Input):
@@ -146,6 +179,8 @@ class LogScreen(Screen[None]):
         self.presets = since_presets(session.options)
         self._flush_pending = False
         self._last_flush = 0.0
+        self._flushed_end = 0  # buffer.end at the last repaint
+        self._flooding = False
         self._search_anchor: int | None = None
         self._search_opened_filter = False
         self._status_shown: Text | None = None
@@ -158,7 +193,7 @@ class LogScreen(Screen[None]):
         yield LogLines(self.session.buffer, id="log-lines")
         yield Static(id="log-status", markup=False)
         yield SearchInput(id="log-search", placeholder=SEARCH_PLACEHOLDER)
-        yield Footer()
+        yield QuietFooter()
 
     def on_mount(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -193,7 +228,8 @@ class LogScreen(Screen[None]):
 
     def lines_arrived(self) -> None:
         """The session's `on_lines`: cheap, and safe from another thread. A repaint is
-        scheduled at most every FLUSH_INTERVAL, however often this is called."""
+        scheduled at most every FLUSH_INTERVAL (FLOOD_INTERVAL in a flood), however often
+        this is called."""
         if threading.get_ident() != self._thread:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self.lines_arrived)
@@ -201,7 +237,8 @@ class LogScreen(Screen[None]):
         if self._flush_pending or self._session_closed:
             return
         self._flush_pending = True
-        delay = self._last_flush + FLUSH_INTERVAL - time.monotonic()
+        interval = FLOOD_INTERVAL if self._flooding else FLUSH_INTERVAL
+        delay = self._last_flush + interval - time.monotonic()
         if delay > 0:
             self.set_timer(delay, self.flush)
         else:
@@ -211,6 +248,9 @@ class LogScreen(Screen[None]):
         """Show what the buffer holds now."""
         self._flush_pending = False
         self._last_flush = time.monotonic()
+        end = self.session.buffer.end
+        self._flooding = end - self._flushed_end > FLOOD_LINES
+        self._flushed_end = end
         self.body.sync()
         self._update_status()
 
