@@ -18,10 +18,11 @@ import pytest
 from backends.compose import ComposeAdapter, _Dechunker, _Demuxer, log_end_of
 from backends.hub import Hub
 from backends.logfollow import LogFollower
-from backends.logs import LogEnded, LogKind, LogLine, LogOptions, LogTarget
+from backends.logs import LogEnded, LogKind, LogOptions, LogTarget
 from backends.logtext import MAX_LINE_CHARS, LogBuffer
 from backends.model import Instance, RunState, Source, WorkloadKey
 from tests.support.dockerenv import TEST_IMAGE
+from tests.support.logs import FollowedRun
 
 DEADLINE = 30.0
 LOG_THREAD = "ferryman-docker-logs"
@@ -128,7 +129,7 @@ def numbered(prefix: str, count: int) -> str:
     return f'i=1; while [ $i -le {count} ]; do echo "{prefix} $i"; i=$((i+1)); done'
 
 
-class Following:
+class Following(FollowedRun):
     """A follower of one workload of a project, running in a task."""
 
     def __init__(self, hub: Hub, project: str, name: str = "web", options: LogOptions | None = None,
@@ -139,28 +140,13 @@ class Following:
         kwargs.setdefault("settle", 0.5)
         kwargs.setdefault("reconnect_min", 0.05)
         kwargs.setdefault("window", timedelta(milliseconds=500))
-        self.follower = LogFollower(
+        super().__init__(LogFollower(
             hub, lambda store: [LogTarget(i) for i in store.instances_of(workload)],
             options or LogOptions(tail=None), **kwargs,
-        )
-        self.task = asyncio.create_task(self.follower.run(lambda: None))
+        ))
 
     def instances(self) -> list[Instance]:
         return self.hub.store.instances_of(self.workload)
-
-    def lines(self) -> list[LogLine]:
-        buffer = self.follower.buffer
-        return buffer.lines(buffer.first, buffer.end)
-
-    def texts(self) -> list[str]:
-        return [line.text for line in self.lines() if line.kind is LogKind.LINE]
-
-    def markers(self) -> list[str]:
-        return [line.text for line in self.lines() if line.kind is LogKind.MARKER]
-
-    async def close(self) -> None:
-        await self.follower.close()
-        await asyncio.wait_for(self.task, 10)
 
 
 async def started(hub: Hub, project: str, replicas: int = 1, name: str = "web") -> list[Instance]:

@@ -20,6 +20,7 @@ from backends.logtext import LogBuffer
 from backends.model import Source, WorkloadKey
 from backends.store import Store
 from tests.support.kube_emulator import KubeEmulator
+from tests.support.logs import FollowedRun
 
 NS = "default"
 WEB = WorkloadKey(Source.K3S, NS, "web").id
@@ -50,37 +51,11 @@ def pods_of_web(store: Store) -> list[LogTarget]:
     return [LogTarget(inst) for inst in store.instances_of(WEB)]
 
 
-class Following:
-    """A follower running in a task, with what it put in its buffer."""
-
-    def __init__(self, follower: LogFollower) -> None:
-        self.follower = follower
-        self.calls = 0
-        self.task = asyncio.create_task(follower.run(self._on_lines))
-
-    def _on_lines(self) -> None:
-        self.calls += 1
-
-    def lines(self) -> list[LogLine]:
-        buffer = self.follower.buffer
-        return buffer.lines(buffer.first, buffer.end)
-
-    def texts(self) -> list[str]:
-        return [line.text for line in self.lines() if line.kind is LogKind.LINE]
-
-    def markers(self) -> list[str]:
-        return [line.text for line in self.lines() if line.kind is LogKind.MARKER]
-
-    async def close(self) -> None:
-        await self.follower.close()
-        await asyncio.wait_for(self.task, 5)
-
-
-def follow(hub: Hub, select=pods_of_web, options: LogOptions | None = None, **kwargs) -> Following:
+def follow(hub: Hub, select=pods_of_web, options: LogOptions | None = None, **kwargs) -> FollowedRun:
     kwargs.setdefault("settle", 0.3)
     kwargs.setdefault("reconnect_min", 0.05)
     kwargs.setdefault("window", timedelta(milliseconds=300))
-    return Following(LogFollower(hub, select, options or LogOptions(tail=None), previous_supported=True, **kwargs))
+    return FollowedRun(LogFollower(hub, select, options or LogOptions(tail=None), previous_supported=True, **kwargs))
 
 
 async def synced(hub: Hub, pods: int) -> None:
@@ -146,10 +121,10 @@ async def test_cut_stream_reconnects_with_a_marker_and_nothing_lost_or_doubled(k
             assert kube.cut_logs() == 1
             # Written while no stream stands: the reconnect must bring them, once.
             kube.append_pod_log(NS, "web-a-1", None, numbered("line", base + 1, base + 5))
-            await until(lambda: len(run.texts()) == base + 5, "the lines written during the cut")
+            await until(lambda base=base: len(run.texts()) == base + 5, "the lines written during the cut")
             await kube.wait_for_log_followers(1)
             kube.append_pod_log(NS, "web-a-1", None, numbered("line", base + 6, base + 10))
-            await until(lambda: len(run.texts()) == base + 10, "lines on the new stream")
+            await until(lambda base=base: len(run.texts()) == base + 10, "lines on the new stream")
         assert run.texts() == [f"line {i}" for i in range(1, 26)]
         markers = run.markers()
         assert len(markers) == 2

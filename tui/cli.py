@@ -100,7 +100,7 @@ def run_tui(config: Config, *, readonly: bool | None) -> int:
     from backends.headless import build_hub
     from tui.app import FerrymanApp
 
-    FerrymanApp(build_hub(config), config, readonly=readonly).run()
+    FerrymanApp(build_hub(config), config, readonly=readonly, freeze_startup=True).run()
     return 0
 
 

@@ -15,7 +15,8 @@ Phases, one after the other, the flood container running throughout:
                 process (newlines counted in 1 MB reads: the stand-in for `> /dev/null`), for
                 --seconds / 2 before Ferryman and again after it; lines/s = lines / seconds
                 over both windows (a machine that slows down in between shows in both).
-  Ferryman      `FerrymanApp(Hub([ComposeAdapter()]), readonly=True)` in this process under
+  Ferryman      `FerrymanApp(Hub([ComposeAdapter()]), readonly=True, freeze_startup=True)` (as
+                the command line runs it) in this process under
                 `run_test(size=(200, 50))`, the log view opened on the flood container the
                 way `l` on its row does (`app.open_logs`; default config: tail 500, a
                 100,000-line buffer). After 3 s to settle, --seconds without keys:
@@ -378,7 +379,8 @@ async def run_ferryman(args: argparse.Namespace, client: docker.DockerClient, id
     rng = random.Random(args.seed)
     result.rss_before = rss.now()
     # Read-only: the engine is shared, and no key must ever act on anybody's containers.
-    app = FerrymanApp(Hub([ComposeAdapter()]), readonly=True)
+    # freeze_startup as the command line runs it (see tui.app.freeze_startup_objects).
+    app = FerrymanApp(Hub([ComposeAdapter()]), readonly=True, freeze_startup=True)
     async with app.run_test(size=SIZE) as pilot:
         # Not `settled`: in a flood some refresh of the body is always in flight (FrameProbe).
         probe = FrameProbe(app, settled=False).install()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from textual.app import App
 from textual.pilot import Pilot
 
+from backends.logfollow import LogFollower
 from backends.logs import LogKind, LogLine, LogOptions
 from backends.logtext import LogBuffer
 from tests.support.pilot import wait_for
@@ -27,6 +28,32 @@ LOG_SIZE = (100, 30)
 def buffer_texts(buffer: LogBuffer, kind: LogKind = LogKind.LINE) -> list[str]:
     """The texts of the retained lines of one kind (log lines, or markers), oldest first."""
     return [line.text for line in buffer.lines(buffer.first, buffer.end) if line.kind is kind]
+
+
+class FollowedRun:
+    """A follower running in a task as a log view runs it, and what its buffer holds."""
+
+    def __init__(self, follower: LogFollower) -> None:
+        self.follower = follower
+        self.calls = 0  # on_lines calls
+        self.task = asyncio.create_task(follower.run(self._on_lines))
+
+    def _on_lines(self) -> None:
+        self.calls += 1
+
+    def lines(self) -> list[LogLine]:
+        buffer = self.follower.buffer
+        return buffer.lines(buffer.first, buffer.end)
+
+    def texts(self) -> list[str]:
+        return buffer_texts(self.follower.buffer)
+
+    def markers(self) -> list[str]:
+        return buffer_texts(self.follower.buffer, LogKind.MARKER)
+
+    async def close(self) -> None:
+        await self.follower.close()
+        await asyncio.wait_for(self.task, 10)
 
 
 # ---- the log view over a scripted session ---------------------------------------------------
