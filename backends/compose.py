@@ -17,9 +17,10 @@ import os
 import socket
 import struct
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -33,8 +34,9 @@ from docker.types.daemon import CancellableStream
 from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
 from backends.describe import describe_container
 from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
-from backends.logtext import LineAssembler, parse_line
+from backends.logtext import LineAssembler, clean_text, parse_line
 from backends.model import (
+    PROBE_OUTPUT_CHARS,
     AdapterEvent,
     ConnState,
     Health,
@@ -42,6 +44,7 @@ from backends.model import (
     InstanceChanged,
     InstanceGone,
     Port,
+    ProbeRun,
     RunState,
     Snapshot,
     Source,
@@ -62,7 +65,8 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"
 EVENT_FILTERS = {"type": ["container"], "label": [PROJECT_LABEL]}
 
 # Container actions that can change what an `Instance` shows. exec_* are left out on
-# purpose: dockerd emits three of them for every healthcheck probe.
+# purpose: dockerd emits three of them for every healthcheck probe (and more for every
+# `docker exec`); `ProbeWatch` picks the one per probe that matters.
 STATE_ACTIONS = frozenset(
     {
         "create", "start", "die", "stop", "kill", "restart", "pause", "unpause",
@@ -72,6 +76,12 @@ STATE_ACTIONS = frozenset(
 
 # Bounds the parallel inspects of a snapshot below the SDK's connection pool (10).
 _INSPECT_CONCURRENCY = 8
+# A probe's end was announced before dockerd wrote its result (see ProbeWatch): ask again
+# this much later, once. Never seen on the engine (64 of 64 probes under CPU load were
+# already written), but dockerd logs exec_die before the probe's goroutine records it.
+_PROBE_RECHECK_SECONDS = 0.3
+# A crash-loop window's end is inspected this much after it, so that it is surely over.
+_CRASH_LOOP_RECHECK_SLACK = 0.5
 _PUMP_THREAD_NAME = "ferryman-docker-events"
 _SHELL_SCRIPT = "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
 
@@ -83,9 +93,10 @@ _SHELL_SCRIPT = "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
 _EXITED_STATES = frozenset({RunState.EXITED, RunState.DEAD, RunState.RESTARTING})
 
 
-def instance_from_inspect(attrs: Mapping[str, Any]) -> Instance | None:
+def instance_from_inspect(attrs: Mapping[str, Any], *, now: datetime | None = None) -> Instance | None:
     """Map `docker inspect` output to an `Instance`; None for containers that are not
-    a Compose service's (no project label) or are one-off `run` containers."""
+    a Compose service's (no project label) or are one-off `run` containers. `now` (default:
+    the clock) decides whether a container restarted a moment ago is still crash-looping."""
     config = attrs.get("Config") or {}
     labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
     project = labels.get(PROJECT_LABEL)
@@ -94,27 +105,29 @@ def instance_from_inspect(attrs: Mapping[str, Any]) -> Instance | None:
     state_attrs = attrs.get("State") or {}
     name = str(attrs.get("Name") or "").lstrip("/")
     state = _run_state(state_attrs.get("Status"))
-    running = state in (RunState.RUNNING, RunState.PAUSED, RunState.RESTARTING)
     exit_code = state_attrs.get("ExitCode") if state in _EXITED_STATES else None
     exit_code = exit_code if isinstance(exit_code, int) else None
+    health, reason = container_health(attrs, now=now)
     return Instance(
         source=Source.COMPOSE,
         id=str(attrs.get("Id") or ""),
         name=name,
         workload=WorkloadKey(Source.COMPOSE, project, labels.get(SERVICE_LABEL) or name),
         state=state,
-        health=_health(state_attrs.get("Health")) if running else Health.STOPPED,
+        health=health,
         image=str(config.get("Image") or attrs.get("Image") or ""),
         ports=_ports(attrs),
         created_at=parse_docker_time(attrs.get("Created")),
         started_at=parse_docker_time(state_attrs.get("StartedAt")),
         finished_at=parse_docker_time(state_attrs.get("FinishedAt")),
-        restarts=int(attrs.get("RestartCount") or 0),
+        restarts=_restart_count(attrs),
         exit_code=exit_code,
         oom_killed=bool(state_attrs.get("OOMKilled")),
         labels=tuple(sorted(labels.items())),
         number=_container_number(labels.get(NUMBER_LABEL)),
         status_text=_status_text(state, exit_code),
+        health_reason=reason,
+        probes=probe_runs(state_attrs.get("Health")),
     )
 
 
@@ -125,15 +138,219 @@ def _run_state(status: object) -> RunState:
         return RunState.UNKNOWN
 
 
-def _health(health: Mapping[str, Any] | None) -> Health:
+def _restart_count(attrs: Mapping[str, Any]) -> int:
+    count = attrs.get("RestartCount")
+    return count if isinstance(count, int) and count > 0 else 0
+
+
+# ---- health (pure) -------------------------------------------------------------------------
+
+# A running container that its restart policy brought back at least CRASH_LOOP_RESTARTS
+# times and that started less than CRASH_LOOP_WINDOW ago is crash-looping, not healthy.
+# Why these numbers: dockerd's restart back-off doubles from 100 ms up to one minute and
+# is reset only by a run of 10 s or more, so a container caught in the loop spends most of
+# its time `restarting` (always crash-looping, below) and comes up for moments; a minute up
+# outlasts any back-off, so by then it has broken out of the loop and its healthcheck
+# speaks for it again (the adapter re-inspects it when the minute is over, see
+# `crash_loop_ends`). `docker start`/`restart` set RestartCount back to 0, so only the
+# policy's own restarts count; one or two of them are a container that died and came
+# back, not yet a loop.
+CRASH_LOOP_RESTARTS = 3
+CRASH_LOOP_WINDOW = timedelta(seconds=60)
+# dockerd keeps the last five probe runs; an inspect holding more (made by hand, another
+# engine) is cut to as many, so an Instance stays small whatever it is given.
+_PROBES_KEPT = 5
+# How much of a probe's first output line a one-line reason quotes.
+_REASON_OUTPUT_CHARS = 120
+# What dockerd 20.10 records (with exit code -1) for a probe still running at its timeout:
+# "Health check exceeded timeout (1s)". The probe process is killed after that, and its
+# exec_die (exit 127 or 137) comes after the record.
+_TIMEOUT_OUTPUT = "Health check exceeded timeout"
+# A probe's output lines, joined for one line of screen (ProbeRun.output holds no control
+# characters, so the newlines between lines are shown as this).
+_LINE_JOIN = " ⏎ "
+# The healthcheck's default number of failures in a row before "unhealthy" (Retries 0).
+_DEFAULT_RETRIES = 3
+
+
+def container_health(attrs: Mapping[str, Any], *, now: datetime | None = None) -> tuple[Health, str]:
+    """A container's health and the one line that says why, from its inspect.
+
+    Never "healthy" without a healthcheck ("no healthcheck"); a restart loop outranks any
+    probe result (the probes of a container that keeps dying say little); a stopped
+    container is "stopped", with its exit (or OOM kill) as the reason."""
+    state = attrs.get("State") or {}
+    status = _run_state(state.get("Status"))
+    restarts = _restart_count(attrs)
+    exit_code = state.get("ExitCode")
+    exit_code = exit_code if isinstance(exit_code, int) else None
+    if status == RunState.RESTARTING:
+        return Health.CRASH_LOOPING, f"restarting: {_exit_text(exit_code, state)}, {_plural(restarts, 'restart')}"
+    if status in (RunState.EXITED, RunState.DEAD):
+        # As `docker ps` says it; a clean stop (exit 0) needs no reason.
+        if state.get("OOMKilled"):
+            reason = _exit_text(exit_code, state)
+        else:
+            reason = f"exited ({exit_code})" if exit_code else ""
+        if status == RunState.DEAD:
+            reason = f"dead ({reason})" if reason else "dead"
+        if reason and restarts:
+            reason += f" after {_plural(restarts, 'restart')}"
+        return Health.STOPPED, reason
+    if status == RunState.CREATED:
+        return Health.STOPPED, "created, never started"
+    if status == RunState.REMOVING:
+        return Health.STOPPED, "being removed"
+    if status not in (RunState.RUNNING, RunState.PAUSED):
+        return Health.UNKNOWN, f"unknown state: {state.get('Status')}" if state.get("Status") else ""
+    if status == RunState.RUNNING and _crash_loop_until(attrs) > (now or datetime.now(UTC)):
+        return Health.CRASH_LOOPING, f"{_plural(restarts, 'restart')}, the last one less than a minute ago"
+    health, reason = _probe_health(state.get("Health"), (attrs.get("Config") or {}).get("Healthcheck"))
+    if status == RunState.PAUSED:
+        # Docker keeps probing a paused container (the probes fail to run): the probe
+        # state is still the truth, and "paused" is why it will not serve meanwhile.
+        reason = f"paused; {reason}" if reason else "paused"
+    return health, reason
+
+
+def _crash_loop_until(attrs: Mapping[str, Any]) -> datetime:
+    """Until when a running container counts as crash-looping (the distant past if not)."""
+    started = parse_docker_time((attrs.get("State") or {}).get("StartedAt"))
+    if started is None or _restart_count(attrs) < CRASH_LOOP_RESTARTS:
+        return datetime.min.replace(tzinfo=UTC)
+    return started + CRASH_LOOP_WINDOW
+
+
+def crash_loop_ends(instance: Instance, now: datetime) -> float | None:
+    """Seconds until a running container that is crash-looping by the restart rule stops
+    being so if nothing else happens, else None: no event marks that moment, so the
+    adapter sets a timer to inspect it again then."""
+    if instance.health != Health.CRASH_LOOPING or instance.state != RunState.RUNNING:
+        return None
+    if instance.started_at is None or instance.restarts < CRASH_LOOP_RESTARTS:
+        return None
+    return max((instance.started_at + CRASH_LOOP_WINDOW - now).total_seconds(), 0.0)
+
+
+def _probe_health(health: Mapping[str, Any] | None, check: Mapping[str, Any] | None) -> tuple[Health, str]:
+    """A running container's health from its healthcheck state (State.Health)."""
     if not health:
-        return Health.NO_CHECK
+        # No State.Health: no healthcheck, or one disabled with ["NONE"].
+        return Health.NO_CHECK, "no healthcheck"
     try:
         value = Health(str(health.get("Status")))
     except ValueError:
-        return Health.UNKNOWN
-    # Only the three probe results are Docker's to say; anything else is not a probe result.
-    return value if value in (Health.HEALTHY, Health.STARTING, Health.UNHEALTHY) else Health.UNKNOWN
+        value = Health.UNKNOWN
+    log = [run for run in (health.get("Log") or []) if isinstance(run, Mapping)]
+    last = log[-1] if log else None
+    streak = health.get("FailingStreak")
+    streak = streak if isinstance(streak, int) and streak > 0 else 0
+    retries = (check or {}).get("Retries")
+    retries = retries if isinstance(retries, int) and retries > 0 else _DEFAULT_RETRIES
+    failed = last is not None and last.get("ExitCode") != 0
+    match value:
+        case Health.HEALTHY:
+            # Still healthy while fewer than `retries` probes failed in a row: say so.
+            return value, (f"last probe failed ({streak} of {retries} allowed): {_run_text(last)}" if failed else "")
+        case Health.STARTING:
+            if last is None:
+                return value, "waiting for the first probe"
+            return value, (f"last probe failed: {_run_text(last)}" if failed else "starting")
+        case Health.UNHEALTHY:
+            if last is None:
+                return value, "healthcheck failing"
+            times = f"{_plural(max(streak, 1), 'time')} in a row"
+            if _timed_out(last):
+                return value, f"healthcheck timed out{_timeout_text(last)} ({times})"
+            return value, f"healthcheck failed {times}: {_run_text(last)}"
+    # Only the three probe results are Docker's to say ("none" means no check at all).
+    if str(health.get("Status")) == "none":
+        return Health.NO_CHECK, "no healthcheck"
+    return Health.UNKNOWN, f"unknown healthcheck status: {health.get('Status')}"
+
+
+def _timed_out(run: Mapping[str, Any]) -> bool:
+    return run.get("ExitCode") == -1 and str(run.get("Output") or "").startswith(_TIMEOUT_OUTPUT)
+
+
+def _timeout_text(run: Mapping[str, Any]) -> str:
+    """The " after 1s" of dockerd's "Health check exceeded timeout (1s)"."""
+    output = str(run.get("Output") or "")
+    inside = output[len(_TIMEOUT_OUTPUT):].strip()
+    if inside.startswith("(") and inside.endswith(")") and len(inside) < 20:
+        return f" after {inside[1:-1]}"
+    return ""
+
+
+def _run_text(run: Mapping[str, Any] | None) -> str:
+    """One probe run in a few words: "exit 1 — <its first output line>"."""
+    if run is None:
+        return ""
+    if _timed_out(run):
+        return f"timed out{_timeout_text(run)}"
+    code = run.get("ExitCode")
+    line = _first_line(run.get("Output"))
+    # -1: dockerd could not run the probe at all (exec failed: no such executable…).
+    head = "could not run" if code == -1 else f"exit {code}"
+    return f"{head} — {line}" if line else head
+
+
+def _first_line(output: object) -> str:
+    """The first non-blank line of a probe's output, cleaned and cut for a reason."""
+    text = str(output or "")[: _REASON_OUTPUT_CHARS * 8]  # dockerd caps output at 4 KiB; a hand-made one may not be
+    for raw in text.split("\n"):
+        line = clean_text(raw).strip()
+        if line:
+            return line if len(line) <= _REASON_OUTPUT_CHARS else line[: _REASON_OUTPUT_CHARS - 1] + "…"
+    return ""
+
+
+def _exit_text(exit_code: int | None, state: Mapping[str, Any]) -> str:
+    if state.get("OOMKilled"):
+        return f"OOMKilled (exit {exit_code if exit_code is not None else 137})"
+    return f"exit {exit_code}" if exit_code is not None else "exit unknown"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def probe_runs(health: Mapping[str, Any] | None) -> tuple[ProbeRun, ...]:
+    """The healthcheck's last runs (State.Health.Log), oldest first, as dockerd keeps them;
+    each output cleaned for the screen and cut to PROBE_OUTPUT_CHARS, so that a probe
+    printing 100 KB or binary junk costs a few hundred characters of plain text."""
+    if not health:
+        return ()
+    log = [run for run in (health.get("Log") or []) if isinstance(run, Mapping)][-_PROBES_KEPT:]
+    return tuple(
+        ProbeRun(
+            started=parse_docker_time(run.get("Start")),
+            ended=parse_docker_time(run.get("End")),
+            exit_code=run["ExitCode"] if isinstance(run.get("ExitCode"), int) else -1,
+            output=probe_output(run.get("Output")),
+        )
+        for run in log
+    )
+
+
+def probe_output(output: object) -> str:
+    """A probe's output as one line of text: each line cleaned (escapes, control
+    characters gone), blank lines dropped, the rest joined with " ⏎ ", cut to
+    PROBE_OUTPUT_CHARS (the last character then "…")."""
+    # Only what can still show is cleaned: past this, every character would be cut anyway
+    # unless most of them are escapes or controls (binary junk), and then little is lost.
+    text = str(output or "")[: PROBE_OUTPUT_CHARS * 8]
+    parts: list[str] = []
+    size = 0
+    for raw in text.split("\n"):
+        line = clean_text(raw).strip()
+        if line:
+            parts.append(line)
+            size += len(line) + len(_LINE_JOIN)
+            if size > PROBE_OUTPUT_CHARS:
+                break
+    joined = _LINE_JOIN.join(parts)
+    return joined if len(joined) <= PROBE_OUTPUT_CHARS else joined[: PROBE_OUTPUT_CHARS - 1] + "…"
 
 
 def _ports(attrs: Mapping[str, Any]) -> tuple[Port, ...]:
@@ -224,21 +441,159 @@ def _status_text(state: RunState, exit_code: int | None) -> str:
 # ---- events (pure) ----------------------------------------------------------------------
 
 
+def _compose_attributes(event: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The actor's attributes of a container event of a Compose service (not a one-off
+    `compose run`), else None."""
+    if event.get("Type", "container") != "container":
+        return None
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    if not attributes.get(PROJECT_LABEL) or str(attributes.get(ONEOFF_LABEL, "")).lower() == "true":
+        return None
+    return attributes
+
+
 def event_target(event: Mapping[str, Any]) -> tuple[str, bool] | None:
     """(container id, destroyed?) for an event that may change a Compose instance,
     else None. Health events read "health_status: healthy"; only the verb counts."""
-    if event.get("Type", "container") != "container":
-        return None
-    actor = event.get("Actor") or {}
-    attributes = actor.get("Attributes") or {}
-    if not attributes.get(PROJECT_LABEL) or str(attributes.get(ONEOFF_LABEL, "")).lower() == "true":
+    attributes = _compose_attributes(event)
+    if attributes is None:
         return None
     action = str(event.get("Action") or event.get("status") or "")
     verb = action.split(":", 1)[0].strip()
-    container_id = actor.get("ID") or event.get("id")
+    container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
     if not container_id or (verb != "destroy" and verb not in STATE_ACTIONS):
         return None
     return str(container_id), verb == "destroy"
+
+
+def exec_event(event: Mapping[str, Any]) -> tuple[str, str, str, str] | None:
+    """(verb, container id, exec id, command line) of an exec_create or exec_die event of
+    a Compose container, else None. dockerd 20.10 names the command in exec_create
+    ("exec_create: wget -q -O- http://…") and says only the exec's id and exit code in
+    exec_die."""
+    attributes = _compose_attributes(event)
+    if attributes is None:
+        return None
+    action = str(event.get("Action") or event.get("status") or "")
+    verb, _, command = action.partition(": ")
+    container_id = (event.get("Actor") or {}).get("ID") or event.get("id")
+    exec_id = attributes.get("execID")
+    if verb not in ("exec_create", "exec_die") or not container_id or not exec_id:
+        return None
+    return verb, str(container_id), str(exec_id), command
+
+
+def probe_command(attrs: Mapping[str, Any]) -> str | None:
+    """The command line dockerd names in the exec_create event of each healthcheck probe
+    of this container (None: it has no healthcheck). dockerd builds it as the probe's
+    entrypoint, a space, its arguments joined by spaces: ["CMD", "true"] gives "true "
+    (trailing space), ["CMD-SHELL", "x"] gives "/bin/sh -c x" (the container's SHELL, if
+    set, instead of /bin/sh -c)."""
+    config = attrs.get("Config") or {}
+    test = [str(part) for part in ((config.get("Healthcheck") or {}).get("Test") or [])]
+    if not (attrs.get("State") or {}).get("Health") or len(test) < 2:
+        return None  # no probe runs: none configured, or ["NONE"]
+    if test[0] == "CMD":
+        argv = test[1:]
+    elif test[0] == "CMD-SHELL":
+        argv = [*(config.get("Shell") or ["/bin/sh", "-c"]), test[1]]
+    else:
+        return None
+    return f"{argv[0]} {' '.join(argv[1:])}"
+
+
+class ProbeWatch:
+    """Which exec events are healthcheck probes, so that `Instance.probes` stays current
+    with one inspect per probe and without polling.
+
+    What dockerd 20.10 emits per probe (verified on the engine): exec_create and
+    exec_start, both naming the command, then exec_die (execID, exitCode) when it ends;
+    health_status only when the status changes. The probe's result is written to
+    State.Health.Log around its exec_die: just after it for a probe that exits (the race
+    is the daemon's; one recheck covers it, see `inspected`), before it for a probe that
+    timed out (exit code -1, "Health check exceeded timeout (1s)", then the kill). A probe
+    that cannot even start (no such executable) has no exec_die at all: the next probe's
+    exec_create is the first sign that it ended.
+
+    So: exec_die of a probe → inspect; exec_create of a probe while the previous one never
+    died → inspect. A probe is an exec whose command is the container's healthcheck
+    command; other execs (`docker exec`, a shell) cost a dict entry and no inspect. Pure
+    bookkeeping, no I/O: the adapter feeds it events and inspects."""
+
+    # Execs created and not yet died (a shell left open never dies): the oldest are forgotten.
+    MAX_EXECS = 512
+
+    def __init__(self) -> None:
+        # Container id -> its probe's command line (None: no healthcheck), from its last inspect.
+        self._commands: dict[str, str | None] = {}
+        # Container id -> End of the newest probe run in its last inspect.
+        self._last_end: dict[str, object] = {}
+        self._execs: OrderedDict[str, tuple[str, str]] = OrderedDict()  # exec id -> (container id, command)
+        self._open: dict[str, str] = {}  # container id -> exec id of its probe running now
+        self._probe_ended: set[str] = set()  # containers to inspect because a probe ended
+
+    def on_exec(self, event: Mapping[str, Any]) -> str | None:
+        """The container to inspect because of this event, if any."""
+        parsed = exec_event(event)
+        if parsed is None:
+            return None
+        verb, container_id, exec_id, command = parsed
+        if verb == "exec_create":
+            self._execs[exec_id] = (container_id, command)
+            while len(self._execs) > self.MAX_EXECS:
+                self._execs.popitem(last=False)
+            if not self._is_probe(container_id, command):
+                return None
+            previous = self._open.get(container_id)
+            self._open[container_id] = exec_id
+            # The previous probe never reported its end: it could not start, and its
+            # result (exit -1, why) is in the log now.
+            return self._ended(container_id) if previous is not None else None
+        created = self._execs.pop(exec_id, None)
+        if created is None:
+            # Its exec_create came before this stream did: a probe if the container has a check.
+            if self._commands.get(container_id, "") is None:
+                return None
+        elif not self._is_probe(container_id, created[1]):
+            return None
+        if self._open.get(container_id) == exec_id:
+            del self._open[container_id]
+        return self._ended(container_id)
+
+    def _is_probe(self, container_id: str, command: str) -> bool:
+        if container_id not in self._commands:
+            # Not inspected yet (it was just created): it is about to be; count the exec
+            # as a probe rather than miss one.
+            return True
+        expected = self._commands[container_id]
+        return expected is not None and command.strip() == expected.strip()
+
+    def _ended(self, container_id: str) -> str:
+        self._probe_ended.add(container_id)
+        return container_id
+
+    def inspected(self, container_id: str, attrs: Mapping[str, Any] | None) -> bool:
+        """Record what an inspect of the container showed (None: it is gone). True when the
+        inspect was asked for by a probe's end but the probe's result is not in it yet, so
+        that it is worth asking once more a moment later."""
+        asked_by_probe = container_id in self._probe_ended
+        self._probe_ended.discard(container_id)
+        if attrs is None:
+            self.forget(container_id)
+            return False
+        health = (attrs.get("State") or {}).get("Health") or {}
+        log = health.get("Log") or []
+        end = log[-1].get("End") if log and isinstance(log[-1], Mapping) else None
+        unchanged = container_id in self._last_end and self._last_end[container_id] == end
+        self._commands[container_id] = probe_command(attrs)
+        self._last_end[container_id] = end
+        return asked_by_probe and unchanged and self._commands[container_id] is not None
+
+    def forget(self, container_id: str) -> None:
+        self._commands.pop(container_id, None)
+        self._last_end.pop(container_id, None)
+        self._open.pop(container_id, None)
+        self._probe_ended.discard(container_id)
 
 
 # ---- errors (pure) ----------------------------------------------------------------------
@@ -325,6 +680,13 @@ class _StreamEnded:
         self.error = error
 
 
+@dataclass(frozen=True, slots=True)
+class _Recheck:
+    """Put on the queue by a timer: inspect this container again (see `_Connection.recheck`)."""
+
+    container_id: str
+
+
 def _pump(events: CancellableStream, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
     """Thread body: forward each decoded event to the loop, then say the stream ended."""
     end = _StreamEnded(None)
@@ -362,9 +724,12 @@ class _Connection:
     def __init__(self, client: docker.DockerClient, version: str) -> None:
         self.client = client
         self.version = version
-        self.queue: asyncio.Queue[dict | _StreamEnded] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict | _StreamEnded | _Recheck] = asyncio.Queue()
         self.events: CancellableStream | None = None
         self.pump: threading.Thread | None = None
+        self.probes = ProbeWatch()
+        # Container id -> (when, timer) of its next planned inspect: at most one each.
+        self._rechecks: dict[str, tuple[float, asyncio.TimerHandle]] = {}
 
     async def open_events(self) -> None:
         self.events = await _in_thread(
@@ -378,8 +743,34 @@ class _Connection:
         )
         self.pump.start()
 
+    def recheck(self, container_id: str, delay: float) -> None:
+        """Inspect the container again in `delay` seconds (through the queue, like an
+        event). An earlier planned inspect is kept instead: every inspect plans what it
+        needs anew, so the later one is planned again after it."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        planned = self._rechecks.get(container_id)
+        if planned is not None:
+            if planned[0] <= when:
+                return
+            planned[1].cancel()
+        self._rechecks[container_id] = (when, loop.call_at(when, self._due, container_id))
+
+    def forget(self, container_id: str) -> None:
+        """The container is gone: nothing planned for it any more."""
+        planned = self._rechecks.pop(container_id, None)
+        if planned is not None:
+            planned[1].cancel()
+
+    def _due(self, container_id: str) -> None:
+        self._rechecks.pop(container_id, None)
+        self.queue.put_nowait(_Recheck(container_id))
+
     def close(self) -> None:
         """Local socket work only, so it is safe to call on the loop."""
+        for _, timer in self._rechecks.values():
+            timer.cancel()
+        self._rechecks.clear()
         if self.events is not None:
             _close_stream(self.events)
         _close_client(self.client)
@@ -460,11 +851,12 @@ class ComposeAdapter(Adapter):
         """Snapshot, then changes, until the events stream ends."""
         # Events first: whatever happens while we list is queued, not lost.
         await conn.open_events()
-        yield Snapshot(Source.COMPOSE, await self._list(conn.client))
+        yield Snapshot(Source.COMPOSE, await self._list(conn))
         async for event in self._changes(conn):
             yield event
 
-    async def _list(self, client: docker.DockerClient) -> tuple[Instance, ...]:
+    async def _list(self, conn: _Connection) -> tuple[Instance, ...]:
+        client = conn.client
         summaries = await asyncio.to_thread(
             client.api.containers, all=True, filters={"label": PROJECT_LABEL}
         )
@@ -473,7 +865,7 @@ class ComposeAdapter(Adapter):
         async def inspect(container_id: str) -> Instance | None:
             async with limit:
                 attrs = await asyncio.to_thread(_inspect_or_none, client, container_id)
-            return instance_from_inspect(attrs) if attrs is not None else None
+            return self._mapped(conn, container_id, attrs) if attrs is not None else None
 
         found = await asyncio.gather(*(inspect(s["Id"]) for s in summaries))
         return tuple(i for i in found if i is not None)
@@ -487,26 +879,37 @@ class ComposeAdapter(Adapter):
         ended: _StreamEnded | None = None
         while True:
             if not pending and ended is None:
-                ended = _absorb(await conn.queue.get(), pending)
+                ended = _absorb(await conn.queue.get(), pending, conn.probes)
             while not conn.queue.empty():
-                ended = _absorb(conn.queue.get_nowait(), pending) or ended
+                ended = _absorb(conn.queue.get_nowait(), pending, conn.probes) or ended
             if pending:
                 container_id = next(iter(pending))
                 destroyed = pending.pop(container_id)
-                yield await self._resolve(conn.client, container_id, destroyed)
+                yield await self._resolve(conn, container_id, destroyed)
             elif ended is not None:
                 if ended.error is not None:
                     raise ended.error
                 return
 
-    async def _resolve(
-        self, client: docker.DockerClient, container_id: str, destroyed: bool
-    ) -> InstanceChanged | InstanceGone:
-        attrs = None if destroyed else await asyncio.to_thread(_inspect_or_none, client, container_id)
-        instance = instance_from_inspect(attrs) if attrs is not None else None
+    async def _resolve(self, conn: _Connection, container_id: str, destroyed: bool) -> InstanceChanged | InstanceGone:
+        attrs = None if destroyed else await asyncio.to_thread(_inspect_or_none, conn.client, container_id)
+        instance = self._mapped(conn, container_id, attrs)
         if instance is None:
+            conn.forget(container_id)
             return InstanceGone(Source.COMPOSE, container_id)
         return InstanceChanged(instance)
+
+    def _mapped(self, conn: _Connection, container_id: str, attrs: Mapping[str, Any] | None) -> Instance | None:
+        """An inspect → its Instance, and the inspects it calls for later: once more in a
+        moment when a probe's end was announced before its result was written, and when a
+        crash-loop window closes (no event marks that moment)."""
+        if conn.probes.inspected(container_id, attrs):
+            conn.recheck(container_id, _PROBE_RECHECK_SECONDS)
+        now = datetime.now(UTC)
+        instance = instance_from_inspect(attrs, now=now) if attrs is not None else None
+        if instance is not None and (ends := crash_loop_ends(instance, now)) is not None:
+            conn.recheck(container_id, ends + _CRASH_LOOP_RECHECK_SLACK)
+        return instance
 
     def _status(self, state: ConnState, *, version: str | None = None, message: str | None = None) -> SourceStatus:
         return SourceStatus(Source.COMPOSE, state, self._endpoint, version=version, message=message)
@@ -680,11 +1083,19 @@ def _inspect_or_none(client: docker.DockerClient, container_id: str) -> dict | N
         return None
 
 
-def _absorb(item: dict | _StreamEnded, pending: dict[str, bool]) -> _StreamEnded | None:
+def _absorb(
+    item: dict | _StreamEnded | _Recheck, pending: dict[str, bool], probes: ProbeWatch | None = None
+) -> _StreamEnded | None:
     """Fold one queued item into `pending`; return it if it marks the stream's end."""
     if isinstance(item, _StreamEnded):
         return item
+    if isinstance(item, _Recheck):
+        pending[item.container_id] = pending.get(item.container_id, False)
+        return None
     target = event_target(item)
+    if target is None and probes is not None:
+        probed = probes.on_exec(item)
+        target = (probed, False) if probed is not None else None
     if target is not None:
         container_id, destroyed = target
         pending[container_id] = pending.get(container_id, False) or destroyed

@@ -18,10 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 # ---- the schema -----------------------------------------------------------------------
 
@@ -75,6 +85,89 @@ class LogsConfig(_Section):
     buffer_lines: int = Field(default=100_000, ge=1_000)
 
 
+def _workload_ref(value: str) -> str:
+    """"name" or "group/name" (a Compose project or a namespace pins the group)."""
+    group, slash, name = value.rpartition("/")
+    if not name or (slash and not group) or "/" in group:
+        raise PydanticCustomError("workload_ref", "expected NAME or GROUP/NAME (a project or namespace, then a name)")
+    return value
+
+
+def _url_path(value: str) -> str:
+    # A path, not a URL: the host and port come from where the workload runs, which
+    # changes (Compose publishes a new port on re-create, a Service moves), so the
+    # config must not be able to pin them.
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise PydanticCustomError("url_path", "must be a path starting with '/' (e.g. /health), without spaces")
+    return value
+
+
+_STATUS_RANGE = re.compile(r"\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?")
+
+
+def _status_ranges(value: Any) -> Any:
+    """`200`, `"200-399"` or a list of those → ((low, high), ...); anything else is refused
+    with a sentence rather than pydantic's union-of-everything message."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise PydanticCustomError("expect", "expected at least one status or range, e.g. 200-399")
+    ranges = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            low = high = item
+        elif isinstance(item, str) and (m := _STATUS_RANGE.fullmatch(item)):
+            low, high = int(m[1]), int(m[2] or m[1])
+        else:
+            raise PydanticCustomError(
+                "expect", "expected an HTTP status (200), a range (200-399) or a list of them, not {item}",
+                {"item": str(item).lower() if isinstance(item, bool) or item is None else repr(item)},
+            )
+        if not 100 <= low <= high <= 599:
+            raise PydanticCustomError(
+                "expect", "{item} is not a status range between 100 and 599", {"item": repr(item)}
+            )
+        ranges.append((low, high))
+    return tuple(ranges)
+
+
+StatusRanges = Annotated[tuple[tuple[int, int], ...], BeforeValidator(_status_ranges)]
+
+
+class HealthUrlConfig(_Section):
+    # A Compose service or Kubernetes workload name on either side; "group/name" pins
+    # the project or namespace.
+    service: Annotated[NonEmptyStr, AfterValidator(_workload_ref)]
+    path: Annotated[str, AfterValidator(_url_path)]
+    # Compose: the container port (the first published TCP port when unset). k3s: the
+    # Service's port or targetPort (its first port when unset).
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # Statuses that count as healthy.
+    expect: StatusRanges = ((200, 399),)
+
+
+class HealthConfig(_Section):
+    # Finite: both become timer intervals.
+    interval_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    timeout_seconds: float = Field(default=2.0, gt=0, allow_inf_nan=False)
+    urls: list[HealthUrlConfig] = Field(default_factory=list)
+
+    @field_validator("urls")
+    @classmethod
+    def _one_check_per_path(cls, urls: list[HealthUrlConfig]) -> list[HealthUrlConfig]:
+        # A workload's check is keyed by its path (HttpCheck.key): two entries for the
+        # same service and path would overwrite each other's results.
+        seen: dict[tuple[str, str], int] = {}
+        for index, url in enumerate(urls):
+            first = seen.setdefault((url.service, url.path), index)
+            if first != index:
+                raise PydanticCustomError(
+                    "duplicate_url",
+                    "urls[{index}] repeats urls[{first}] (service {service}, path {path})",
+                    {"index": index, "first": first, "service": url.service, "path": url.path},
+                )
+        return urls
+
+
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
@@ -82,6 +175,7 @@ class Config(_Section):
     kubernetes: KubernetesConfig = KubernetesConfig()
     hybrid: HybridConfig = HybridConfig()
     logs: LogsConfig = LogsConfig()
+    health: HealthConfig = HealthConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
@@ -310,8 +404,12 @@ def _known_keys(parent: tuple[Any, ...]) -> list[str]:
     """Field names of the model at `parent`, for suggesting what a typo meant."""
     model: type[BaseModel] = Config
     for part in parent:
+        if isinstance(part, int):  # an item of a list of models (health.urls[0])
+            continue
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is list:
+            (annotation,) = get_args(annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from backends.adapter import Adapter
 from backends.config import Config
-from backends.hub import Hub
+from backends.hub import Hub, Prober
 from backends.model import ConnState, Instance, LogicalService, Port, Snapshot, Source, SourceStatus, Workload
 from backends.pairing import Naming, naming_from
 from backends.store import Store
@@ -34,8 +34,15 @@ def build_hub(config: Config) -> Hub:
         k8s = config.kubernetes
         return KubeAdapter(kubeconfig=k8s.kubeconfig, context=k8s.context, namespace=k8s.namespace)
 
+    def http_prober(store: Store) -> Prober:
+        from backends.httpprobe import HttpProber
+
+        return HttpProber(config.health, store)
+
     factories = [compose, kube] if config.kubernetes.enabled else [compose]
-    return Hub(factories=factories, naming=naming_of(config))
+    # No URLs, no prober: nothing to import (httpx) or run.
+    probers = [http_prober] if config.health.urls else []
+    return Hub(factories=factories, naming=naming_of(config), probers=probers)
 
 
 def naming_of(config: Config) -> Naming:
@@ -127,6 +134,7 @@ def _instance(i: Instance) -> dict:
         "name": i.name,
         "state": str(i.state),
         "health": str(i.health),
+        "health_reason": i.health_reason,
         "image": i.image,
         "ports": [_port(p) for p in i.ports],
         "started_at": _time(i.started_at),
@@ -144,6 +152,7 @@ def _workload(w: Workload, store: Store) -> dict:
         "name": w.key.name,
         "state": w.state,
         "health": str(w.health),
+        "health_reason": w.health_reason,
         "running": w.running,
         "desired": w.desired,
         "ports": [_port(p) for p in w.ports],
@@ -168,6 +177,7 @@ def status_json(report: StatusReport) -> str:
                 "name": s.name,
                 "location": s.location,
                 "health": str(s.health),
+                "health_reason": s.health_reason,
                 "compose": _workload(s.compose, store) if s.compose else None,
                 "k3s": _workload(s.k3s, store) if s.k3s else None,
             }

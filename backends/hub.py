@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from backends.adapter import Action, ActionError, Adapter, ObjectRef
-from backends.model import Instance, Source, WorkloadKey
+from backends.model import AdapterEvent, Instance, Source, WorkloadKey
 from backends.pairing import Naming
 from backends.store import Store
 
@@ -18,18 +18,36 @@ log = logging.getLogger(__name__)
 AdapterFactory = Callable[[], Adapter]
 
 
+@runtime_checkable
+class Prober(Protocol):
+    """Watches the store and adds findings of its own (HTTP health checks): it reads
+    `store`, writes through `apply`, and runs until cancelled or closed."""
+
+    async def run(self, apply: Callable[[AdapterEvent], object]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# Probers read the hub's store, which does not exist before the hub: they may be given
+# as factories of it (called in a thread, like adapter factories, for their imports).
+ProberFactory = Callable[[Store], Prober]
+
+
 class Hub:
-    """Adapters and the store they feed. Adapters may be given built, or as factories
-    that are called in a thread when the hub starts: building one imports its SDK
-    (docker alone is ~90 ms), which has no business delaying the UI's first frame."""
+    """Adapters and the store they feed, and probers that watch it. Adapters may be
+    given built, or as factories that are called in a thread when the hub starts:
+    building one imports its SDK (docker alone is ~90 ms), which has no business
+    delaying the UI's first frame."""
 
     def __init__(
         self, adapters: Sequence[Adapter] = (), *, factories: Sequence[AdapterFactory] = (),
-        naming: Naming | None = None,
+        naming: Naming | None = None, probers: Sequence[Prober | ProberFactory] = (),
     ) -> None:
         self.store = Store(naming)
         self.adapters: dict[Source, Adapter] = {a.source: a for a in adapters}
         self._factories = list(factories)
+        self.probers: list[Prober] = [p for p in probers if isinstance(p, Prober)]
+        self._prober_factories: list[ProberFactory] = [p for p in probers if not isinstance(p, Prober)]
 
     async def start_adapters(self) -> None:
         """Build the adapters given as factories, off the event loop."""
@@ -37,18 +55,37 @@ class Hub:
             adapter = await asyncio.to_thread(self._factories.pop(0))
             self.adapters[adapter.source] = adapter
 
+    async def start_probers(self) -> None:
+        """Build the probers given as factories, off the event loop."""
+        while self._prober_factories:
+            self.probers.append(await asyncio.to_thread(self._prober_factories.pop(0), self.store))
+
     async def run(self) -> None:
-        """Pump every adapter's events into the store until cancelled."""
+        """Pump every adapter's events into the store, and run the probers, until
+        cancelled; then close them all."""
         await self.start_adapters()
+        await self.start_probers()
         try:
-            await asyncio.gather(*(self._pump(a) for a in self.adapters.values()))
+            await asyncio.gather(
+                *(self._pump(a) for a in self.adapters.values()), *(self._probe(p) for p in self.probers)
+            )
         finally:
+            for prober in self.probers:
+                await prober.close()
             for adapter in self.adapters.values():
                 await adapter.close()
 
     async def _pump(self, adapter: Adapter) -> None:
         async for event in adapter.stream():
             self.store.apply(event)
+
+    async def _probe(self, prober: Prober) -> None:
+        # A prober is an extra: its failure is logged and must not take the adapters
+        # (which gather() would leave running, unowned) or the UI with it.
+        try:
+            await prober.run(self.store.apply)
+        except Exception:
+            log.exception("prober %r failed", prober)
 
     def supports(self, action: Action, instances: Sequence[Instance]) -> bool:
         return bool(instances) and all(

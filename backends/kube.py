@@ -38,7 +38,8 @@ watched kind, and every event it emits is a change of that mirror:
    switch (`set_namespace`, `set_context`) starts a new session the same way.
 
 What changes with time alone is mapped again by a timer, as no event would say so: a pod
-running but not ready reads "starting" for `STARTUP_GRACE`, then "unhealthy".
+not ready (and without a problem of its own) reads "starting" for `STARTUP_GRACE`, then
+"not ready".
 
 kr8s's own ``watch()`` is not used: given a stale ``since`` it re-watches after every 410
 forever, with no back-off and no relist, and the caller never hears of it. Lists and
@@ -66,6 +67,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import ssl
 import time
@@ -86,9 +88,13 @@ from backends.describe import describe_object
 from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
 from backends.logtext import LineAssembler, parse_line
 from backends.model import (
+    HEALTH_SEVERITY,
+    PROBE_OUTPUT_CHARS,
     AdapterEvent,
     ClusterEvent,
+    Condition,
     ConnState,
+    ContainerStatus,
     Health,
     Instance,
     InstanceChanged,
@@ -114,7 +120,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
-# A pod running but not ready is "starting" for this long after it started, then unhealthy.
+# A pod not (yet) ready is "starting" for this long after it started, then "not ready".
 STARTUP_GRACE = timedelta(minutes=5)
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -309,26 +315,214 @@ def _pod_restarts(status: Mapping[str, Any]) -> int:
     return sum(int(cs.get("restartCount") or 0) for cs in statuses)
 
 
-def pod_health(pod: Mapping[str, Any], state: RunState, now: datetime) -> Health:
-    """Ready → healthy. Running but not ready → starting while young and never restarted
-    (`STARTUP_GRACE`), unhealthy after. Not running → stopped."""
-    if state == RunState.UNKNOWN:
-        return Health.UNKNOWN
-    if state not in (RunState.RUNNING, RunState.RESTARTING):
-        return Health.STOPPED
+def pod_health(pod: Mapping[str, Any], state: RunState, now: datetime) -> tuple[Health, str]:
+    """A pod's health and why, in one line, from everything its status says.
+
+    A problem of any container (init containers first: they hold the rest back) wins, whatever
+    the pod's phase: a pod in CrashLoopBackOff is reported "Running" (or "Pending", for an init
+    container), one that cannot pull its image "Pending", and neither is merely "not running".
+    Without one, Ready → healthy; not ready → starting while young and never restarted
+    (`STARTUP_GRACE`), not ready after. A pod that is over (Succeeded, Failed, evicted) or going
+    is stopped: such a pod of a Deployment lingers until it is garbage-collected, and must not
+    hold its workload's health down once a replacement runs."""
     status = pod.get("status") or {}
+    if state == RunState.UNKNOWN:
+        return Health.UNKNOWN, _with_message(str(status.get("reason") or "pod phase Unknown"), status.get("message"))
+    if state == RunState.REMOVING:
+        return Health.STOPPED, "Terminating"
+    if state == RunState.EXITED:
+        return Health.STOPPED, _ended_reason(pod)
+    problem = _pod_problem(pod)
+    if problem is not None:
+        return problem
     if _condition_true(status, "Ready"):
-        return Health.HEALTHY
+        return Health.HEALTHY, _restart_note(status)
+    reason = _not_ready_reason(pod, state)
     started = _pod_started(pod)
     if _pod_restarts(status) == 0 and (started is None or now - started < STARTUP_GRACE):
-        return Health.STARTING
-    return Health.UNHEALTHY
+        return Health.STARTING, reason
+    return Health.NOT_READY, reason
 
 
 def starting_until(pod: Mapping[str, Any]) -> datetime | None:
-    """When a pod that is "starting" now turns "unhealthy" if nothing else happens."""
+    """When a pod that is "starting" now turns "not ready" if nothing else happens."""
     started = _pod_started(pod)
     return started + STARTUP_GRACE if started is not None else None
+
+
+# Waiting reasons of a container that cannot start, as the kubelet names them (image pulls,
+# container creation, hooks, sandboxes). Any other "Err…" or "…Error" reason counts too, so
+# that one a newer kubelet adds is not taken for a container on its way up.
+_WAITING_FAILURES = frozenset({
+    "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName", "ImageInspectError",
+    "RegistryUnavailable", "SignatureValidationFailed", "CreateContainerConfigError", "CreateContainerError",
+    "RunContainerError", "PreStartHookError", "PostStartHookError", "CreatePodSandboxError", "ContainerCannotRun",
+})
+# What a health reason may hold of a message (a termination message can be 4 KiB of anything).
+_REASON_CHARS = 300
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: object, limit: int = _REASON_CHARS) -> str:
+    """A message from the cluster (or written by the container itself, as a termination
+    message is) made fit for one line of the screen: control characters and runs of
+    whitespace become one space, cut to `limit`."""
+    line = " ".join(_UNPRINTABLE.sub(" ", str(text or "")).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _with_message(reason: str, message: object) -> str:
+    message = _one_line(message)
+    return f"{reason}: {message}" if message else reason
+
+
+def _exit_text(terminated: Mapping[str, Any]) -> str:
+    """How a container's run ended: "OOMKilled (exit 137)", "Error (exit 1)", "Completed"."""
+    code = terminated.get("exitCode")
+    reason = str(terminated.get("reason") or "")
+    if not reason and terminated.get("signal"):
+        reason = f"signal {terminated['signal']}"
+    if not isinstance(code, int):
+        return reason or "terminated"
+    if code == 0 and reason:
+        return reason
+    return f"{reason} (exit {code})" if reason else f"exit {code}"
+
+
+def _failed(terminated: Mapping[str, Any]) -> bool:
+    return terminated.get("reason") == "OOMKilled" or terminated.get("exitCode") not in (0, None)
+
+
+def _container_problem(cs: Mapping[str, Any]) -> tuple[Health, str] | None:
+    """What keeps one container from running: crash-looping, or unable to start, or its run
+    ended in failure (it will be restarted, or its pod runs on without it)."""
+    _, _, waiting, terminated = _states(cs)
+    if waiting is not None:
+        reason = str(waiting.get("reason") or "")
+        if reason == "CrashLoopBackOff":
+            # The back-off says only that it restarts; why it died is in its last run.
+            text = _with_message(reason, waiting.get("message"))
+            last = (cs.get("lastState") or {}).get("terminated")
+            return Health.CRASH_LOOPING, f"{text} — last run: {_exit_text(last)}" if last else text
+        if reason in _WAITING_FAILURES or reason.startswith("Err") or reason.endswith("Error"):
+            return Health.UNHEALTHY, _with_message(reason, waiting.get("message"))
+    if terminated is not None and _failed(terminated):
+        return Health.UNHEALTHY, _with_message(_exit_text(terminated), terminated.get("message"))
+    return None
+
+
+def _pod_problem(pod: Mapping[str, Any]) -> tuple[Health, str] | None:
+    """The worst problem of a pod that is not over: it cannot be scheduled, or one of its
+    containers has one (the first of the worst, init containers first). The container is
+    named when the pod has several, or when it is an init container."""
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if (cond.get("type"), cond.get("status"), cond.get("reason")) == ("PodScheduled", "False", "Unschedulable"):
+            return Health.UNHEALTHY, _with_message("Unschedulable", cond.get("message"))
+    spec = pod.get("spec") or {}
+    several = len(spec.get("containers") or []) > 1
+    found: list[tuple[Health, str]] = []
+    for cs in status.get("initContainerStatuses") or []:
+        if (problem := _container_problem(cs)) is not None:
+            found.append((problem[0], f"init container {cs.get('name')}: {problem[1]}"))
+    for cs in status.get("containerStatuses") or []:
+        if (problem := _container_problem(cs)) is not None:
+            found.append((problem[0], f"{cs.get('name')}: {problem[1]}" if several else problem[1]))
+    return min(found, key=lambda p: HEALTH_SEVERITY[p[0]]) if found else None
+
+
+def _ended_reason(pod: Mapping[str, Any]) -> str:
+    """Why a pod is over: evicted (with the kubelet's words), else how its containers ended,
+    the first failure first (an init container's included)."""
+    status = pod.get("status") or {}
+    if status.get("reason"):
+        return _with_message(str(status["reason"]), status.get("message"))
+    ended = [
+        terminated
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+        if (terminated := _states(cs)[3]) is not None
+    ]
+    first = next((t for t in ended if _failed(t)), ended[0] if ended else None)
+    return _exit_text(first) if first is not None else str(status.get("phase") or "")
+
+
+def _not_ready_reason(pod: Mapping[str, Any], state: RunState) -> str:
+    """Why a pod without a problem is not ready. Not yet running: where it is on its way
+    ("ContainerCreating", "Init:0/2", "Pending"). Running: the kubelet's Ready condition
+    ("ContainersNotReady: containers with unready status: [web]"), else ContainersReady's."""
+    if state == RunState.CREATED:
+        return kubectl_status(pod)
+    conditions = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+    for kind in ("Ready", "ContainersReady"):
+        cond = conditions.get(kind) or {}
+        if cond.get("status") != "True" and cond.get("reason"):
+            return _with_message(str(cond["reason"]), cond.get("message"))
+    return "not ready"
+
+
+def _restart_note(status: Mapping[str, Any]) -> str:
+    """A ready pod's past: it was restarted, and how its last run ended ("ready; restarted
+    3×, last: OOMKilled (exit 137)"), which a pod that is flaky has to tell."""
+    restarts = _pod_restarts(status)
+    if not restarts:
+        return ""
+    last = next(
+        (t for cs in status.get("containerStatuses") or [] if (t := (cs.get("lastState") or {}).get("terminated"))),
+        None,
+    )
+    return f"ready; restarted {restarts}×" + (f", last: {_exit_text(last)}" if last else "")
+
+
+def _condition(raw: Mapping[str, Any]) -> Condition:
+    return Condition(
+        type=str(raw.get("type") or ""),
+        status=str(raw.get("status") or "Unknown"),
+        reason=str(raw.get("reason") or ""),
+        message=_one_line(raw.get("message"), PROBE_OUTPUT_CHARS),
+        changed=parse_kube_time(raw.get("lastTransitionTime")),
+    )
+
+
+def _conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
+    # lastUpdateTime and lastProbeTime are left out: a Deployment's moves with every step of
+    # a rollout, which would make each one a change of the spec for nothing shown.
+    return tuple(_condition(c) for c in status.get("conditions") or [] if isinstance(c, Mapping))
+
+
+def _container_status(cs: Mapping[str, Any]) -> ContainerStatus:
+    _, running, waiting, terminated = _states(cs)
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    code, last_code = (terminated or {}).get("exitCode"), last.get("exitCode")
+    if running is not None:
+        name, detail = "running", running
+    elif terminated is not None:
+        name, detail = "terminated", terminated
+    else:
+        # The API's rule: a container state that names none of the three is "waiting".
+        name, detail = "waiting", waiting or {}
+    return ContainerStatus(
+        name=str(cs.get("name") or ""),
+        ready=bool(cs.get("ready")),
+        restarts=int(cs.get("restartCount") or 0),
+        state=name,
+        reason=str(detail.get("reason") or ""),
+        # Kept as much as of a probe's output, and as clean: the container wrote it.
+        message=_one_line(detail.get("message"), PROBE_OUTPUT_CHARS),
+        exit_code=code if isinstance(code, int) else None,
+        started_at=parse_kube_time(detail.get("startedAt")),
+        last_reason=str(last.get("reason") or ""),
+        last_exit_code=last_code if isinstance(last_code, int) else None,
+        last_finished=parse_kube_time(last.get("finishedAt")),
+    )
+
+
+def _container_statuses(status: Mapping[str, Any]) -> tuple[ContainerStatus, ...]:
+    """Init containers first, in the order they run, then the pod's containers."""
+    return tuple(
+        _container_status(cs)
+        for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+        if isinstance(cs, Mapping)
+    )
 
 
 def _pod_ports(spec: Mapping[str, Any]) -> tuple[Port, ...]:
@@ -377,6 +571,7 @@ def instance_from_pod(pod: Mapping[str, Any], now: datetime | None = None) -> In
     owner = pod_owner(pod)
     state = pod_run_state(pod)
     exit_code, finished_at = _last_exit(status, state)
+    health, health_reason = pod_health(pod, state, now)
     containers = spec.get("containers") or []
     number = 1
     if owner is not None and owner[0] == "StatefulSet":
@@ -388,7 +583,7 @@ def instance_from_pod(pod: Mapping[str, Any], now: datetime | None = None) -> In
         name=name,
         workload=WorkloadKey(Source.K3S, namespace, owner[1] if owner else name),
         state=state,
-        health=pod_health(pod, state, now),
+        health=health,
         image=str(containers[0].get("image") or "") if containers else "",
         ports=_pod_ports(spec),
         created_at=parse_kube_time(meta.get("creationTimestamp")),
@@ -405,6 +600,9 @@ def instance_from_pod(pod: Mapping[str, Any], now: datetime | None = None) -> In
         container_names=tuple(str(c.get("name") or "") for c in containers),
         ip=str(status.get("podIP") or ""),
         node=str(spec.get("nodeName") or ""),
+        health_reason=health_reason,
+        container_statuses=_container_statuses(status),
+        conditions=_conditions(status),
     )
 
 
@@ -430,6 +628,8 @@ def spec_from_workload(obj: Mapping[str, Any], kind: str) -> WorkloadSpec:
         created_at=parse_kube_time(meta.get("creationTimestamp")),
         observed=generation is None or (isinstance(observed, int) and observed >= generation),
         available=int(status.get("availableReplicas") or 0),
+        # Progressing=False (ProgressDeadlineExceeded) is how a stuck rollout is told.
+        conditions=_conditions(status),
     )
 
 

@@ -789,3 +789,16 @@ def _merge_run(run: list[Record]) -> list[Record]:
 def _utc(time: datetime) -> datetime:
     # Sources built by hand may give naive times; comparing them with aware ones raises.
     return time if time.tzinfo is not None else time.replace(tzinfo=UTC)
+
+
+def clean_text(text: str) -> str:
+    """Any text (a healthcheck's output, a message) cleaned as a log line's text is: terminal
+    escape sequences and control characters — newlines too — removed, carriage returns
+    resolved to what a terminal would show, tabs expanded. Lone surrogates, which no valid
+    UTF-8 decodes to and which cannot be written to a terminal, become "?"."""
+    if text.isprintable():
+        return text
+    text = _clean(text)
+    if not text.isprintable():  # what _clean keeps that is not printable: surrogates, others
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text

@@ -33,11 +33,14 @@ class RunState(StrEnum):
 
 
 class Health(StrEnum):
-    """What we know of an instance's health. Never "healthy" without a check."""
+    """What we know of an instance's health. Never "healthy" without a check: a
+    container without a healthcheck is "no healthcheck", a pod is healthy when Ready."""
 
     HEALTHY = "healthy"
-    STARTING = "starting"
-    UNHEALTHY = "unhealthy"
+    STARTING = "starting"  # within its start period / first probes, never failed yet
+    UNHEALTHY = "unhealthy"  # a check fails, an image cannot be pulled, a rollout is stuck
+    CRASH_LOOPING = "crash-looping"  # keeps dying and being restarted
+    NOT_READY = "not ready"  # running, past its start, but not (or no longer) ready
     NO_CHECK = "no healthcheck"
     STOPPED = "stopped"
     UNKNOWN = "unknown"
@@ -45,13 +48,63 @@ class Health(StrEnum):
 
 # Worst first: a workload is as healthy as its least healthy running instance.
 HEALTH_SEVERITY: dict[Health, int] = {
-    Health.UNHEALTHY: 0,
-    Health.STARTING: 1,
-    Health.UNKNOWN: 2,
-    Health.HEALTHY: 3,
-    Health.NO_CHECK: 4,
-    Health.STOPPED: 5,
+    Health.CRASH_LOOPING: 0,
+    Health.UNHEALTHY: 1,
+    Health.NOT_READY: 2,
+    Health.STARTING: 3,
+    Health.UNKNOWN: 4,
+    Health.HEALTHY: 5,
+    Health.NO_CHECK: 6,
+    Health.STOPPED: 7,
 }
+
+# How many characters of a probe's output an instance keeps (Docker keeps 4 KiB of each).
+PROBE_OUTPUT_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One run of a Compose healthcheck, as `State.Health.Log` has it (the engine keeps
+    the last five). `output` is cleaned for the screen (valid text, no control
+    characters) and cut to PROBE_OUTPUT_CHARS."""
+
+    started: datetime | None
+    ended: datetime | None
+    exit_code: int  # 0 passed, 1 failed; Docker says -1 when the probe timed out or could not run
+    output: str
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """One container of a pod, from the pod's status (the health pane's detail)."""
+
+    name: str
+    ready: bool
+    restarts: int
+    state: str  # "running", "waiting", "terminated"
+    reason: str = ""  # CrashLoopBackOff, ImagePullBackOff, ErrImageNeverPull, OOMKilled, Error…
+    message: str = ""
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    # The previous run (lastState.terminated): why the container last died.
+    last_reason: str = ""
+    last_exit_code: int | None = None
+    last_finished: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A Kubernetes condition (a pod's Ready, a Deployment's Progressing…)."""
+
+    type: str
+    status: str  # "True", "False", "Unknown"
+    reason: str = ""
+    message: str = ""
+    changed: datetime | None = None  # lastTransitionTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +173,14 @@ class Instance:
     container_names: tuple[str, ...] = ()
     ip: str = ""
     node: str = ""
+    # Why `health` is what it is, in one line ("healthcheck failed 3 times: exit 1",
+    # "CrashLoopBackOff: back-off 40s restarting failed container", "OOMKilled (exit 137)").
+    health_reason: str = ""
+    # Containers: the healthcheck's last runs, oldest first. Pods: their containers'
+    # statuses and the pod's conditions.
+    probes: tuple[ProbeRun, ...] = ()
+    container_statuses: tuple[ContainerStatus, ...] = ()
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def key(self) -> str:
@@ -152,6 +213,7 @@ class Workload:
     started_at: datetime | None
     restarts: int
     instance_keys: tuple[str, ...] = field(default=())
+    health_reason: str = ""
 
     @property
     def id(self) -> str:
@@ -178,6 +240,8 @@ class WorkloadSpec:
     # False while the controller has not yet acted on the latest spec change.
     observed: bool = True
     available: int = 0
+    # The controller's conditions (a Deployment's Progressing and Available).
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def id(self) -> str:
@@ -194,6 +258,7 @@ class LogicalService:
     compose: Workload | None
     k3s: Workload | None
     health: Health
+    health_reason: str = ""
 
     @property
     def location(self) -> str:
@@ -312,7 +377,36 @@ class Namespace:
         return f"k3s/Namespace/{self.name}"
 
 
-KubeObject = KubeService | ClusterEvent | Namespace
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """The latest probe of one workload's health URL (config `health.urls`), kept in the
+    store beside the Kubernetes objects. Not of a source: no snapshot removes it."""
+
+    workload: WorkloadKey
+    path: str  # as configured: "/health"
+    url: str  # what was requested: "http://127.0.0.1:8080/health"; "" when no target resolves
+    ok: bool  # an answer within the timeout with an expected status (default 200-399)
+    status: int | None  # the HTTP status; None when nothing answered
+    latency_ms: float | None
+    error: str  # "timed out after 2 s", "connection refused", "no published port"…
+    checked_at: datetime | None
+    recent: tuple[bool, ...] = ()  # the last results, oldest first (at most HTTP_CHECK_RECENT)
+
+    kind = "HttpCheck"
+    source = None
+
+    @property
+    def key(self) -> str:
+        return f"probe/{self.workload.id}{self.path}"
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.checked_at
+
+
+HTTP_CHECK_RECENT = 20
+
+KubeObject = KubeService | ClusterEvent | Namespace | HttpCheck
 
 
 # ---- what adapters emit ---------------------------------------------------------------
@@ -392,12 +486,7 @@ def aggregate(key: WorkloadKey, instances: list[Instance], spec: WorkloadSpec | 
         # As `docker ps` says it: a job that failed must not read like a clean stop.
         codes = {i.exit_code for i in ordered}
         state = f"exited ({codes.pop()})" if len(codes) == 1 and None not in codes else "stopped"
-    if running:
-        health = min((i.health for i in running), key=HEALTH_SEVERITY.__getitem__)
-    elif spec is not None and desired > 0:
-        health = Health.UNKNOWN  # wanted but nothing runs: not "stopped", and not healthy
-    else:
-        health = Health.STOPPED
+    health, reason = workload_health(ordered, spec)
     ports: list[Port] = []
     for inst in ordered:
         for port in inst.ports:
@@ -416,7 +505,51 @@ def aggregate(key: WorkloadKey, instances: list[Instance], spec: WorkloadSpec | 
         started_at=min(starts) if starts else None,
         restarts=sum(i.restarts for i in ordered),
         instance_keys=tuple(i.key for i in ordered),
+        health_reason=reason,
     )
+
+
+# A problem an instance has is the workload's even when the instance is not running
+# (a pod waiting in CrashLoopBackOff or ImagePullBackOff).
+_PROBLEMS = frozenset({Health.CRASH_LOOPING, Health.UNHEALTHY})
+
+
+def workload_health(instances: list[Instance], spec: WorkloadSpec | None = None) -> tuple[Health, str]:
+    """A workload's health and why: its worst instance (running, or with a problem), then
+    what its controller says (a rollout stuck past its deadline, fewer ready than wanted).
+    Instances in `number` order, so the same one is named each time."""
+    considered = [i for i in instances if i.running or i.health in _PROBLEMS]
+    if considered:
+        worst = min(considered, key=lambda i: HEALTH_SEVERITY[i.health])
+        health, reason = worst.health, worst.health_reason
+        if reason and len(instances) > 1:
+            reason = f"{worst.name}: {reason}"
+    elif spec is not None and spec.desired > 0:
+        # Wanted but nothing runs: not "stopped", and not healthy either.
+        health, reason = Health.UNKNOWN, f"0/{spec.desired} running"
+    else:
+        health = Health.STOPPED
+        codes = {i.exit_code for i in instances}
+        reason = ""
+        if any(i.oom_killed for i in instances):
+            reason = "OOMKilled"
+        elif len(codes) == 1 and None not in codes and codes != {0}:
+            reason = f"exited ({codes.pop()})"
+    if spec is None:
+        return health, reason
+    failed = next((c for c in spec.conditions if c.type == "ReplicaFailure" and c.status == "True"), None)
+    stuck = next((c for c in spec.conditions if c.type == "Progressing" and c.status == "False"), None)
+    if HEALTH_SEVERITY[health] > HEALTH_SEVERITY[Health.UNHEALTHY]:
+        # The controller cannot make pods (a quota, an admission webhook), or a rollout
+        # ran past its progressDeadlineSeconds: no pod may say so.
+        if failed is not None:
+            return Health.UNHEALTHY, f"cannot create pods: {failed.reason}" + (f" — {failed.message}" if failed.message else "")
+        if stuck is not None:
+            return Health.UNHEALTHY, f"rollout stuck: {stuck.reason}" + (f" — {stuck.message}" if stuck.message else "")
+    running = sum(i.running for i in instances)
+    if health in (Health.HEALTHY, Health.NO_CHECK) and 0 < running < spec.desired:
+        return Health.NOT_READY, f"{running}/{spec.desired} running"
+    return health, reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,16 +76,22 @@ def rows_of_group(group: str, members: Iterable[Workload]) -> list[LogicalServic
 
 
 def service_row(row_id: str, name: str, compose: Workload | None, k3s: Workload | None) -> LogicalService:
-    return LogicalService(id=row_id, name=name, compose=compose, k3s=k3s, health=combined_health(compose, k3s))
+    health, reason = combined_health(compose, k3s)
+    return LogicalService(id=row_id, name=name, compose=compose, k3s=k3s, health=health, health_reason=reason)
 
 
-def combined_health(*sides: Workload | None) -> Health:
-    """The worst health of the sides that run something; stopped if none does."""
-    present = [w for w in sides if w is not None]
-    running = [w.health for w in present if w.health != Health.STOPPED]
-    if not running:
-        return Health.STOPPED
-    return min(running, key=HEALTH_SEVERITY.__getitem__)
+def combined_health(compose: Workload | None, k3s: Workload | None) -> tuple[Health, str]:
+    """The worst health of the sides that run something (stopped if none does), and its
+    reason, prefixed by the side's name when both sides are there."""
+    present = [w for w in (compose, k3s) if w is not None]
+    live = [w for w in present if w.health != Health.STOPPED]
+    if not live:
+        return Health.STOPPED, present[0].health_reason if len(present) == 1 else ""
+    worst = min(live, key=lambda w: HEALTH_SEVERITY[w.health])
+    reason = worst.health_reason
+    if reason and len(present) == 2:
+        reason = f"{worst.key.source}: {reason}"
+    return worst.health, reason
 
 
 def naming_from(pairs: Sequence[tuple[str, str]], by_name: bool = True) -> Naming:

@@ -20,6 +20,13 @@ Tone = Literal["normal", "ok", "warn", "error", "muted", "info"]
 class Cell:
     text: str
     tone: Tone = "normal"
+    # Parts of `text` in tones of their own (a sparkline); `text` is their concatenation
+    # and what filters and `ferryman status` read.
+    spans: tuple[tuple[str, Tone], ...] = ()
+
+    @classmethod
+    def of_spans(cls, spans: Sequence[tuple[str, Tone]], tone: Tone = "normal") -> Cell:
+        return cls("".join(text for text, _ in spans), tone, tuple(spans))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,8 @@ HEALTH_TONE: dict[Health, Tone] = {
     Health.HEALTHY: "ok",
     Health.STARTING: "warn",
     Health.UNHEALTHY: "error",
+    Health.CRASH_LOOPING: "error",
+    Health.NOT_READY: "warn",
     Health.NO_CHECK: "muted",
     Health.STOPPED: "muted",
     Health.UNKNOWN: "warn",

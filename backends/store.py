@@ -32,7 +32,9 @@ from backends.model import (
     WorkloadSpec,
     aggregate,
 )
+from backends.health import HealthLog
 from backends.pairing import Naming, rows_of_group
+from backends.rows import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ class Store:
         self._service_of: dict[str, str] = {}  # workload id -> service row id
         self.objects: dict[str, KubeObject] = {}  # services, events, namespaces (KubeObject.key)
         self._subscribers: list[Subscriber] = []
+        # Health over the session, fed below before any subscriber sees a change.
+        self.health_log = HealthLog(utcnow)
+        self._before: dict[str, Instance] = {}  # instances as they were before this change
 
     # ---- observing ---------------------------------------------------------------------
 
@@ -155,6 +160,9 @@ class Store:
             self._reaggregate(wkey, change, groups)
         for group in groups:
             self._regroup(group, change)
+        if change.services or change.instances:
+            self.health_log.observe(change.services, change.instances, self._before)
+        self._before = {}
         if change:
             for callback in list(self._subscribers):
                 try:
@@ -167,6 +175,8 @@ class Store:
         old = self.instances.get(inst.key)
         if old == inst:
             return
+        if old is not None:
+            self._before.setdefault(inst.key, old)
         if old is not None and old.workload != inst.workload:
             self._members.get(old.workload.id, set()).discard(inst.key)
             touched.add(old.workload)

@@ -79,6 +79,7 @@ def test_status_table_and_json_show_the_running_project(compose_project):
     web = service["compose"]
     assert service["location"] == "compose" and service["k3s"] is None
     assert (web["running"], web["desired"], web["health"]) == (1, 1, "no healthcheck")
+    assert web["health_reason"] == "no healthcheck" and service["health_reason"] == "no healthcheck"
     assert web["ports"][0]["container_port"] == 8080 and web["ports"][0]["host_port"]
     assert web["instances"][0]["state"] == "running"
 

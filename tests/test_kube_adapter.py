@@ -137,19 +137,20 @@ def pod(
         (pod(statuses=[running(ready=False)], started=NOW - timedelta(seconds=30)),
          "Running", RunState.RUNNING, Health.STARTING),
         (pod(statuses=[running(ready=False)], started=NOW - timedelta(minutes=6)),
-         "Running", RunState.RUNNING, Health.UNHEALTHY),
+         "Running", RunState.RUNNING, Health.NOT_READY),
         (pod(statuses=[running(ready=False, restarts=1)], started=NOW - timedelta(seconds=30)),
-         "Running", RunState.RUNNING, Health.UNHEALTHY),
+         "Running", RunState.RUNNING, Health.NOT_READY),
         (pod(statuses=[waiting("CrashLoopBackOff", restarts=5,
                                lastState={"terminated": {"exitCode": 1, "reason": "Error"}})]),
-         "CrashLoopBackOff", RunState.RESTARTING, Health.UNHEALTHY),
+         "CrashLoopBackOff", RunState.RESTARTING, Health.CRASH_LOOPING),
         (pod(phase="Pending", statuses=[waiting("ImagePullBackOff")]),
-         "ImagePullBackOff", RunState.CREATED, Health.STOPPED),
+         "ImagePullBackOff", RunState.CREATED, Health.UNHEALTHY),
         (pod(phase="Pending", statuses=[waiting("ErrImageNeverPull")]),
-         "ErrImageNeverPull", RunState.CREATED, Health.STOPPED),
+         "ErrImageNeverPull", RunState.CREATED, Health.UNHEALTHY),
+        # Pending past STARTUP_GRACE (started an hour ago, created two): on its way, not stopped.
         (pod(phase="Pending", statuses=[waiting("ContainerCreating")]),
-         "ContainerCreating", RunState.CREATED, Health.STOPPED),
-        (pod(phase="Pending", statuses=[], started=None), "Pending", RunState.CREATED, Health.STOPPED),
+         "ContainerCreating", RunState.CREATED, Health.NOT_READY),
+        (pod(phase="Pending", statuses=[], started=None), "Pending", RunState.CREATED, Health.NOT_READY),
         (pod(statuses=[terminated("OOMKilled", 137, restarts=1)]),
          "OOMKilled", RunState.RESTARTING, Health.UNHEALTHY),
         (pod(phase="Succeeded", statuses=[terminated("Completed", 0)]),
@@ -444,7 +445,7 @@ async def test_live_changes_reach_the_store(kube: KubeEmulator) -> None:
         await feed.until(lambda: "web-aaa-3" in feed.pod_names(), "the new pod")
         assert feed.pods()["web-aaa-3"].state in (RunState.CREATED, RunState.RUNNING)
         kube.set_pod_status("default", "web-aaa-1", phase="Running", ready=False, restarts=2)
-        await feed.until(lambda: feed.pods()["web-aaa-1"].health == Health.UNHEALTHY, "web-aaa-1 unhealthy")
+        await feed.until(lambda: feed.pods()["web-aaa-1"].health == Health.NOT_READY, "web-aaa-1 not ready")
         assert feed.pods()["web-aaa-1"].restarts == 2
         kube.patch_object("deployments", "default", "web", {"spec": {"replicas": 5}})
         await feed.until(lambda: feed.workload("default", "web").desired == 5, "desired 5")
@@ -499,7 +500,7 @@ async def test_set_namespace_resyncs(kube: KubeEmulator) -> None:
         await feed.until(lambda: "c-1" in feed.pod_names(), "c-1")
 
 
-async def test_a_pod_starting_for_too_long_turns_unhealthy_by_itself(kube: KubeEmulator) -> None:
+async def test_a_pod_starting_for_too_long_turns_not_ready_by_itself(kube: KubeEmulator) -> None:
     kube.add_pod("default", "slow", ready=False)
     almost = datetime.now(UTC) - STARTUP_GRACE + timedelta(seconds=1.5)
     kube.set_pod_status("default", "slow", phase="Running", ready=False, startTime=rfc3339(almost))
@@ -507,7 +508,7 @@ async def test_a_pod_starting_for_too_long_turns_unhealthy_by_itself(kube: KubeE
         await feed.synced()
         assert feed.pods()["slow"].health == Health.STARTING
         await kube.wait_for_watches(len(WATCHED))
-        await feed.until(lambda: feed.pods()["slow"].health == Health.UNHEALTHY, "slow unhealthy", timeout=5)
+        await feed.until(lambda: feed.pods()["slow"].health == Health.NOT_READY, "slow not ready", timeout=5)
 
 
 # ---- live: resync ----------------------------------------------------------------------------

@@ -9,8 +9,7 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from backends.logfollow import LogFollower
 from backends.logs import LogEnded, LogKind, LogOptions, LogTarget
 from backends.logtext import MAX_LINE_CHARS, LogBuffer
 from backends.model import Instance, RunState, Source, WorkloadKey
+from tests.support import hubs
 from tests.support.dockerenv import TEST_IMAGE
 from tests.support.logs import FollowedRun
 
@@ -96,23 +96,11 @@ def test_chunk_sizes_with_extensions_and_a_cut_size_line():
 
 
 async def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+    await hubs.until(condition, what, timeout)
 
 
-@contextlib.asynccontextmanager
-async def running_hub() -> AsyncIterator[Hub]:
-    hub = Hub([ComposeAdapter(reconnect_min=0.05, reconnect_max=0.3)])
-    task = asyncio.create_task(hub.run())
-    try:
-        yield hub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def running_hub():  # noqa: ANN201
+    return hubs.running_hub(Hub([ComposeAdapter(reconnect_min=0.05, reconnect_max=0.3)]))
 
 
 def shell(script: str) -> list[str]:

@@ -5,12 +5,7 @@ watches, and the `LogFollower` on top. Nothing of kr8s or the adapter is patched
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-
-import pytest
 
 from backends.hub import Hub
 from backends.kube import KubeAdapter
@@ -19,6 +14,8 @@ from backends.logs import LogEnded, LogKind, LogLine, LogOptions, LogTarget
 from backends.logtext import LogBuffer
 from backends.model import Source, WorkloadKey
 from backends.store import Store
+from tests.support import hubs
+from tests.support.hubs import until
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.logs import FollowedRun
 
@@ -26,25 +23,9 @@ NS = "default"
 WEB = WorkloadKey(Source.K3S, NS, "web").id
 
 
-async def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running_hub(kube: KubeEmulator) -> AsyncIterator[Hub]:
+def running_hub(kube: KubeEmulator):  # noqa: ANN201
     adapter = KubeAdapter(kubeconfig=str(kube.kubeconfig), reconnect_min=0.05, reconnect_max=0.3, api_timeout=3.0)
-    hub = Hub([adapter])
-    task = asyncio.create_task(hub.run())
-    try:
-        yield hub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return hubs.running_hub(Hub([adapter]))
 
 
 def pods_of_web(store: Store) -> list[LogTarget]:

@@ -118,7 +118,7 @@ def test_row_health_is_the_worst_running_side() -> None:
 
 
 def test_combined_health_ignores_stopped_sides() -> None:
-    assert combined_health(None, None) == Health.STOPPED
+    assert combined_health(None, None) == (Health.STOPPED, "")
     store = Store()
     store.apply(Snapshot(Source.COMPOSE, (compose("shop", "web", state=RunState.EXITED, health=Health.STOPPED),)))
     store.apply(InstanceChanged(pod("default", "web", "web-1", health=Health.STARTING)))

@@ -73,6 +73,17 @@ def test_events_view(snap_compare):
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "events"))
 
 
+def test_health_view(snap_compare):
+    app, compose, kube = scripted_app()
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "health"))
+
+
+def test_health_pane(snap_compare):
+    app, compose, kube = scripted_app()
+    # api: an unhealthy Compose container with its probe runs, and a crash-looping pod
+    assert snap_compare(app, terminal_size=(150, 40), run_before=loaded(app, compose, kube), press=["h"])
+
+
 def test_yaml_viewer(snap_compare):
     app, compose, kube = scripted_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "deploy"),

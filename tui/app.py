@@ -23,12 +23,14 @@ from backends.adapter import Action, ActionError, ObjectRef
 from backends.config import Config
 from backends.hub import Hub
 from backends.logs import LogOptions, LogTarget, targets_of
-from backends.model import ConnState, Instance, Source, SourceStatus, WorkloadKey
+from backends.health import summarize
+from backends.model import ConnState, Instance, LogicalService, Source, SourceStatus, WorkloadKey
 from backends.rows import utcnow
 from backends.store import Change, Store
 from tui.commands import Command, CommandRegistry
 from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
 from tui.screens import ConfirmScreen, HelpScreen
+from tui.widgets.health_pane import HealthScreen
 from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
 from tui.views.workloads import InstancesView, WorkloadsView
@@ -90,6 +92,7 @@ class FerrymanApp(App[None]):
         super().__init__()
         self.hub = hub
         self.freeze_startup = freeze_startup  # see freeze_startup_objects
+        hub.store.health_log.clock = clock  # the history's times and the views' "now" agree
         self.clock = clock  # ages and uptimes are relative to this (fixed in snapshot tests)
         self.config = config or Config()
         self.readonly = self.config.ui.readonly if readonly is None else readonly
@@ -164,6 +167,8 @@ class FerrymanApp(App[None]):
     def _store_changed(self, change: Change) -> None:
         if change.status is not None:
             self._show_status(change.status)
+        if change.services or change.services_removed:
+            self.query_one(Crumbs).set_health(summarize(self.hub.store.services.values()))
         for view in self._stack:
             view.apply_change(change)
 
@@ -397,6 +402,10 @@ class FerrymanApp(App[None]):
             buffer=LogBuffer(max_lines=self.config.logs.buffer_lines), previous_supported=previous,
         )
         self.push_screen(LogScreen(title, follower))
+
+    def open_health(self, service: LogicalService) -> None:
+        """`h`: the health pane of a service row, live."""
+        self.push_screen(HealthScreen(self.hub.store, service.id, f"{service.name} ({service.location})", self.clock))
 
     def show_object(self, ref: ObjectRef, mode: str) -> None:
         """`y` / `d`: the object's YAML or description, fetched fresh, in a searchable viewer."""

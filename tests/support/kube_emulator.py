@@ -68,6 +68,9 @@ kmock 0.8 gaps closed here (all seen with kr8s 0.20.15):
   raw ``aiohttp.web`` response.
 * Test controls: ``fail()``, ``delay()``, ``stop()``/``start()`` on the same port,
   ``require_token``, ``cut_logs()``, ``break_portforwards()``, ``wait_for_watches()``.
+* Health as the kubelet and controllers report it: ``set_container_state()`` (waiting,
+  terminated, running; lastState; pod conditions following), ``set_pod_conditions()``,
+  ``set_workload_conditions()`` (a Deployment's Progressing/Available).
 
 Deliberate simplifications: no controllers (a Deployment makes no pods; tests add pods
 with ``add_pod(owner=...)`` and set their status), deletion is immediate unless the object
@@ -1745,6 +1748,94 @@ class KubeEmulator(kmock.KubernetesEmulator):
         status.update(status_fields)
         return self.set_status(rt, namespace, name, status, replace=True, manager="k3s")
 
+    # ---- health: what the kubelet and the controllers say about containers and rollouts
+
+    def set_container_state(self, namespace: str, pod: str, container: str | None = None, state: str = "running", *,
+                            reason: str | None = None, message: str | None = None, exit_code: int | None = None,
+                            ready: bool | None = None, restarts: int | None = None, last_reason: str | None = None,
+                            last_exit_code: int | None = None, init: bool = False,
+                            phase: str | None = None) -> dict[str, Any]:
+        """One container's status as the kubelet reports it, in one MODIFIED event.
+
+        ``state`` is "running", "waiting" (``reason``: CrashLoopBackOff, ImagePullBackOff,
+        CreateContainerConfigError…, with ``message``) or "terminated" (``reason``: OOMKilled,
+        Error, Completed; ``exit_code`` defaults to 137 for OOMKilled, 0 for Completed, else 1).
+        ``last_reason``/``last_exit_code`` set ``lastState.terminated`` (the run before);
+        ``restarts`` the restartCount; ``init=True`` names an init container (the first by
+        default). ``ready`` defaults to "running". The pod's Initialized, ContainersReady and
+        Ready conditions follow with the kubelet's reasons and messages ("ContainersNotReady",
+        "containers with unready status: [web]"); ``phase`` sets the pod's phase too."""
+        rt = self.resource_type("pods")
+        obj = self._peek(rt, namespace, pod)
+        if obj is None:
+            raise _not_found(rt, pod)
+        specs = obj["spec"].get("initContainers" if init else "containers") or []
+        container = container or (specs[0]["name"] if specs else None)
+        if container is None:
+            raise ValueError(f"pod {namespace}/{pod} has no {'init ' if init else ''}containers: name one")
+        status = copy.deepcopy(obj.get("status") or {})
+        if phase is not None:
+            status["phase"] = phase
+        statuses = status.setdefault("initContainerStatuses" if init else "containerStatuses", [])
+        current = next((cs for cs in statuses if cs.get("name") == container), None)
+        if current is None:
+            image = next((c.get("image", "") for c in specs if c.get("name") == container), "")
+            current = {"name": container, "image": image, "imageID": "", "restartCount": 0}
+            statuses.append(current)
+        now = _now()
+        if state == "running":
+            detail: dict[str, Any] = {"startedAt": now}
+        elif state == "waiting":
+            detail = {"reason": reason or "ContainerCreating"}
+        elif state == "terminated":
+            default_code = 137 if reason == "OOMKilled" else 0 if reason == "Completed" else 1
+            detail = {"exitCode": default_code if exit_code is None else exit_code, "reason": reason or "Error",
+                      "startedAt": now, "finishedAt": now}
+        else:
+            raise ValueError(f"container state {state!r}: running, waiting or terminated")
+        if message is not None:
+            detail["message"] = message
+        current["state"] = {state: detail}
+        current["ready"] = state == "running" if ready is None else ready
+        current["started"] = state == "running"
+        if restarts is not None:
+            current["restartCount"] = restarts
+        if last_reason is not None or last_exit_code is not None:
+            last_code = last_exit_code if last_exit_code is not None else 137 if last_reason == "OOMKilled" else 1
+            current["lastState"] = {"terminated": {"exitCode": last_code, "reason": last_reason or "Error",
+                                                   "startedAt": now, "finishedAt": now}}
+        status["conditions"] = _kubelet_conditions(obj["spec"], status, now)
+        return self.set_status(rt, namespace, pod, status, replace=True, manager="k3s")
+
+    def set_pod_conditions(self, namespace: str, pod: str, *conditions: Mapping[str, Any],
+                           **status_fields: Any) -> dict[str, Any]:
+        """Set pod conditions by type (``{"type": "PodScheduled", "status": "False", "reason":
+        "Unschedulable", "message": ...}``), keeping the others, plus any other status fields
+        (``phase="Pending"``, ``containerStatuses=[]``), in one MODIFIED event."""
+        return self._set_conditions("pods", namespace, pod, conditions, status_fields)
+
+    def set_workload_conditions(self, namespace: str, name: str, *conditions: Mapping[str, Any],
+                                kind: str = "Deployment", **status_fields: Any) -> dict[str, Any]:
+        """Set a Deployment's (or StatefulSet's) status conditions by type, keeping the others, in
+        one MODIFIED event — as the controller does when a rollout passes its progress deadline::
+
+            kube.set_workload_conditions("default", "web", {"type": "Progressing", "status": "False",
+                                         "reason": "ProgressDeadlineExceeded", "message": "..."})
+        """
+        return self._set_conditions(kind, namespace, name, conditions, status_fields)
+
+    def _set_conditions(self, resource: str, namespace: str, name: str, conditions: Iterable[Mapping[str, Any]],
+                        status_fields: Mapping[str, Any]) -> dict[str, Any]:
+        rt = self.resource_type(resource)
+        obj = self._peek(rt, namespace, name)
+        if obj is None:
+            raise _not_found(rt, name)
+        status = copy.deepcopy(obj.get("status") or {})
+        status["conditions"] = _merge_conditions(status.get("conditions") or [], conditions, _now(),
+                                                 updates=rt.group == "apps")
+        status.update(copy.deepcopy(dict(status_fields)))
+        return self.set_status(rt, namespace, name, status, replace=True, manager="emulator")
+
     def add_service(self, namespace: str, name: str, selector: Mapping[str, str] | None = None,
                     ports: Iterable[int | tuple[int, int] | Mapping[str, Any]] = (80,), type: str = "ClusterIP",
                     labels: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -2512,6 +2603,51 @@ def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
         "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                    "selector": ",".join(f"{k}={v}" for k, v in match_labels_.items())},
     }
+
+
+def _merge_conditions(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, Any]], now: str,
+                      updates: bool = False) -> list[dict[str, Any]]:
+    """Conditions replaced by type, the others kept in place. lastTransitionTime moves only
+    when the status does, as the API's controllers keep it; workloads' lastUpdateTime always."""
+    merged = [dict(c) for c in old]
+    for cond in new:
+        cond = dict(cond)
+        index = next((i for i, c in enumerate(merged) if c.get("type") == cond["type"]), None)
+        before = merged[index] if index is not None else {}
+        if "lastTransitionTime" not in cond:
+            same = before.get("status") == cond.get("status") and before.get("lastTransitionTime")
+            cond["lastTransitionTime"] = before["lastTransitionTime"] if same else now
+        if updates:
+            cond.setdefault("lastUpdateTime", now)
+        if index is None:
+            merged.append(cond)
+        else:
+            merged[index] = cond
+    return merged
+
+
+def _kubelet_conditions(spec: Mapping[str, Any], status: Mapping[str, Any], now: str) -> list[dict[str, Any]]:
+    """Initialized, ContainersReady and Ready as the kubelet derives them from the container
+    statuses (reasons and messages in its words); other conditions are kept."""
+    init_names = [c["name"] for c in spec.get("initContainers") or []]
+    sidecars = {c["name"] for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"}
+    # An init container is done once it exited 0; a sidecar (restartPolicy Always) once started.
+    init_done = {cs["name"] for cs in status.get("initContainerStatuses") or []
+                 if ((cs.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+                 or (cs["name"] in sidecars and cs.get("started"))}
+    incomplete = [n for n in init_names if n not in init_done]
+    ready = {cs["name"] for cs in status.get("containerStatuses") or [] if cs.get("ready")}
+    unready = [c["name"] for c in spec.get("containers") or [] if c["name"] not in ready]
+    initialized: dict[str, Any] = {"type": "Initialized", "status": "False" if incomplete else "True"}
+    if incomplete:
+        initialized.update(reason="ContainersNotInitialized",
+                           message=f"containers with incomplete status: [{' '.join(incomplete)}]")
+    containers_ready: dict[str, Any] = {"type": "ContainersReady", "status": "False" if unready else "True"}
+    if unready:
+        containers_ready.update(reason="ContainersNotReady",
+                                message=f"containers with unready status: [{' '.join(unready)}]")
+    pod_ready = dict(containers_ready, type="Ready")  # no readiness gates here
+    return _merge_conditions(status.get("conditions") or [], [initialized, containers_ready, pod_ready], now)
 
 
 def _container_status(container: Mapping[str, Any], phase: str, ready: bool) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from pathlib import Path
 import docker
 
 from backends.compose import ComposeAdapter
+from backends.config import HealthConfig, HealthUrlConfig
+from backends.httpprobe import HttpProber
 from backends.hub import Hub
 from backends.kube import KubeAdapter
-from backends.model import InstanceChanged, Snapshot
+from backends.model import HttpCheck, InstanceChanged, Snapshot
 from tests.support.dockerenv import TEST_IMAGE, ComposeProject, ensure_test_image, httpd_service, sleeper_service
 from tests.support.kube_emulator import KubeEmulator
 from tui.app import FerrymanApp
@@ -85,7 +87,9 @@ def cluster(kube: KubeEmulator) -> None:
     kube.add_pod(PROJECT, "cache-0", owner="cache", owner_kind="StatefulSet")
     kube.add_deployment(PROJECT, "worker", replicas=1, image="registry.local/shop/worker:sha-1f3e")
     kube.add_pod(PROJECT, "worker-5f6c8d7b9-tr4n8", owner="worker")
-    kube.set_pod_status(PROJECT, "worker-5f6c8d7b9-tr4n8", ready=False, reason="CrashLoopBackOff", restarts=7)
+    kube.set_container_state(PROJECT, "worker-5f6c8d7b9-tr4n8", state="waiting", reason="CrashLoopBackOff",
+                             message="back-off 5m0s restarting failed container=worker", restarts=7,
+                             last_reason="Error", last_exit_code=2, phase="Running")
     kube.add_service(PROJECT, "web", ports=[(80, 8080)])
     kube.add_event(PROJECT, ("Pod", "worker-5f6c8d7b9-tr4n8"), "BackOff",
                    "Back-off restarting failed container worker", type="Warning", count=31)
@@ -98,7 +102,13 @@ async def shoot() -> None:
         cluster(kube)
         kubeconfig = kube.write_kubeconfig(Path(tempfile.mkdtemp(prefix="ferryman-kube-")) / "config",
                                            context="k3d-dev")
-        app = FerrymanApp(Hub([OnlyDemo(), KubeAdapter(kubeconfig=str(kubeconfig), namespace=PROJECT)]))
+        # HTTP health URLs as a user would configure them: api answers on / but has no /health.
+        # (Not web: its k3s side would be probed at an emulated ClusterIP that nothing serves.)
+        checks = HealthConfig(interval_seconds=1, urls=[
+            HealthUrlConfig(service="api", path="/"), HealthUrlConfig(service="api", path="/health"),
+        ])
+        app = FerrymanApp(Hub([OnlyDemo(), KubeAdapter(kubeconfig=str(kubeconfig), namespace=PROJECT)],
+                              probers=[lambda store: HttpProber(checks, store)]))
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: health(app, "web") == "healthy" and health(app, "api") == "unhealthy"
                         and health(app, "db") == "healthy" and app.current_view.table.row_count == 6)
@@ -123,7 +133,16 @@ async def shoot() -> None:
             await pilot.press("escape", "colon", *"events", "enter")
             await until(pilot, lambda: app.current_view.table.row_count == 2)
             app.save_screenshot("events.svg", str(OUT))
-            await pilot.press("question_mark")
+            await pilot.press("colon", *"health", "enter")
+            await until(pilot, lambda: app.current_view.kind.name == "health" and app.current_view.table.row_count == 6
+                        and len(app.hub.store.objects_of(HttpCheck)) >= 2)
+            app.save_screenshot("health.svg", str(OUT))
+            view = app.current_view
+            view.table.move_cursor(row=view.shown_keys.index("name:api"))
+            await pilot.press("enter")  # api: its failing healthcheck runs, in the pane
+            await until(pilot, lambda: "healthcheck runs" in getattr(app.screen, "text", ""))
+            app.save_screenshot("health-pane.svg", str(OUT))
+            await pilot.press("escape", "question_mark")
             await pilot.pause(0.2)
             app.save_screenshot("help.svg", str(OUT))
 

@@ -19,6 +19,7 @@ from backends.model import (
     Health,
     Instance,
     Port,
+    ProbeRun,
     RunState,
     Source,
     SourceStatus,
@@ -103,7 +104,15 @@ def demo_instances() -> list[Instance]:
     """A small but realistic hybrid-developer machine: two projects, mixed health."""
     return [
         make_instance("shop", "web", host_port=8080, started_minutes_ago=42),
-        make_instance("shop", "api", host_port=3001, health=Health.UNHEALTHY, restarts=3, started_minutes_ago=3),
+        replace(
+            make_instance("shop", "api", host_port=3001, health=Health.UNHEALTHY, restarts=3, started_minutes_ago=3),
+            health_reason="healthcheck failed 3 times in a row: exit 1 — wget: server returned error: HTTP/1.1 503",
+            probes=tuple(
+                ProbeRun(FIXED_NOW - timedelta(seconds=s), FIXED_NOW - timedelta(seconds=s - 1), 1,
+                         "wget: server returned error: HTTP/1.1 503 Service Unavailable")
+                for s in (40, 30, 20)
+            ),
+        ),
         make_instance("shop", "api", 2, host_port=3002, health=Health.HEALTHY, started_minutes_ago=3),
         make_instance("shop", "postgres", health=Health.HEALTHY, started_minutes_ago=600, image="postgres:15-alpine"),
         make_instance("shop", "worker", health=Health.NO_CHECK, started_minutes_ago=42),

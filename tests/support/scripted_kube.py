@@ -9,6 +9,7 @@ from datetime import timedelta
 from backends.adapter import Action, ObjectRef
 from backends.model import (
     ClusterEvent,
+    ContainerStatus,
     ConnState,
     Health,
     Instance,
@@ -54,7 +55,16 @@ def pod(workload: str, suffix: str, *, ready: bool = True, status: str = "Runnin
         name=name,
         workload=WorkloadKey(Source.K3S, NAMESPACE, workload),
         state=RunState.RESTARTING if status == "CrashLoopBackOff" else RunState.RUNNING,
-        health=Health.HEALTHY if ready else Health.UNHEALTHY,
+        health=Health.CRASH_LOOPING if status == "CrashLoopBackOff" else Health.HEALTHY if ready else Health.NOT_READY,
+        health_reason=(
+            "CrashLoopBackOff: back-off 5m0s restarting failed container — last run: Error (exit 1)"
+            if status == "CrashLoopBackOff" else ""
+        ),
+        container_statuses=(
+            ContainerStatus(workload, ready, restarts, "waiting", "CrashLoopBackOff",
+                            "back-off 5m0s restarting failed container", last_reason="Error", last_exit_code=1,
+                            last_finished=FIXED_NOW - timedelta(seconds=40)),
+        ) if status == "CrashLoopBackOff" else (),
         image=f"registry.local/{workload}:sha-1f3e" if kind == "Deployment" else "redis:7",
         ports=(Port(8080),),
         created_at=FIXED_NOW - timedelta(minutes=minutes),

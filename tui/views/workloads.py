@@ -171,7 +171,13 @@ class WorkloadsView(InstancesView, ScalingView):
     BINDINGS = [
         Binding("r", "restart_service", "Restart", id="restart"),
         *ScalingView.SCALE_BINDINGS,
+        Binding("h", "health", "Health", id="health"),
     ]
+
+    def action_health(self) -> None:
+        service: LogicalService | None = self.selected
+        if service is not None:
+            self.app.open_health(service)
 
     def __init__(self, store: Store) -> None:
         super().__init__(SERVICES, store, crumb="workloads")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from backends.health import SideSummary
 from backends.model import ConnState, Source, SourceStatus
 
 STATE_MARK = {
@@ -54,6 +55,22 @@ class Header(Static):
         self.update(text)
 
 
+def health_summary_text(summary: dict[Source, SideSummary]) -> Text:
+    """`compose ✔4 ▲1 ✖0  k3s ✔2 ▲0 ✖1`: healthy / degraded / down services per side;
+    symbols as well as colours, so it reads on any screen share."""
+    text = Text()
+    for source, counts in summary.items():
+        if not counts.total:
+            continue
+        if text:
+            text.append("  ")
+        text.append(f"{source} ", "dim")
+        text.append(f"✔{counts.healthy}", "green" if counts.healthy else "dim")
+        text.append(f" ▲{counts.degraded}", "yellow" if counts.degraded else "dim")
+        text.append(f" ✖{counts.down}", "bold red" if counts.down else "dim")
+    return text
+
+
 class Banner(Static):
     """A fault that needs the user's eyes ("Docker: unreachable at … — permission denied")."""
 
@@ -74,10 +91,13 @@ class Banner(Static):
 
 
 class Crumbs(Static):
-    """Where the user is: `workloads ▸ shop/web`, plus the active filter."""
+    """Where the user is (`workloads ▸ shop/web`, plus the active filter) and, on the
+    right, how many services are healthy / degraded / down on each side."""
 
     def __init__(self) -> None:
         super().__init__("", id="crumbs", markup=False)
+        self._trail = Text()
+        self._health: dict[Source, SideSummary] = {}
 
     def show(self, trail: list[str], filter_text: str | None = None) -> None:
         text = Text()
@@ -88,4 +108,24 @@ class Crumbs(Static):
             text.append(f" {crumb} ", style="reverse bold" if last else "")
         if filter_text:
             text.append(f"   filter {filter_text}", style="yellow")
-        self.update(text)
+        self._trail = text
+        self.refresh()
+
+    def set_health(self, summary: dict[Source, SideSummary]) -> None:
+        if summary != self._health:
+            self._health = summary
+            self.refresh()
+
+    @property
+    def health_text(self) -> str:
+        return health_summary_text(self._health).plain
+
+    def render(self) -> Text:
+        # The summary is right-aligned on this row; the trail wins when both do not fit.
+        summary = health_summary_text(self._health)
+        text = self._trail.copy()
+        gap = self.size.width - text.cell_len - summary.cell_len - 1
+        if summary and gap >= 2:
+            text.append(" " * gap)
+            text.append_text(summary)
+        return text
