@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from backends.model import ForwardSpec
+
 # ---- the schema -----------------------------------------------------------------------
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -168,6 +170,74 @@ class HealthConfig(_Section):
         return urls
 
 
+_TARGET_KINDS = {
+    "pod": "pod", "po": "pod", "pods": "pod",
+    "service": "service", "svc": "service", "services": "service",
+    "deployment": "deployment", "deploy": "deployment", "deployments": "deployment",
+    "statefulset": "statefulset", "sts": "statefulset", "statefulsets": "statefulset",
+}
+
+
+def _forward_target(value: str) -> str:
+    """`svc/web`, `deploy/api`, `pod/web-0`… → "kind/name" with the kind spelled out."""
+    kind, _, name = value.partition("/")
+    if kind.lower() not in _TARGET_KINDS or not name or "/" in name:
+        raise PydanticCustomError(
+            "forward_target", "must be KIND/NAME with KIND one of pod, svc, deploy, sts (e.g. svc/web), not {value}",
+            {"value": repr(value)},
+        )
+    return f"{_TARGET_KINDS[kind.lower()]}/{name}"
+
+
+def _loopback_or_any(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise PydanticCustomError("address", "must be an IP address (127.0.0.1, ::1…), not {value}",
+                                  {"value": repr(value)}) from None
+    return value
+
+
+class ForwardEntryConfig(_Section):
+    namespace: NonEmptyStr
+    target: Annotated[str, AfterValidator(_forward_target)]  # svc/web, deploy/api, pod/web-0, sts/db
+    port: int = Field(ge=1, le=65535)  # the Service's port, or the container port
+    local_port: int | None = Field(default=None, ge=1, le=65535)  # default: the same as port
+    address: Annotated[str, AfterValidator(_loopback_or_any)] = "127.0.0.1"
+
+    def spec(self) -> ForwardSpec:
+        kind, _, name = self.target.partition("/")
+        return ForwardSpec(self.namespace, kind, name, self.port, self.local_port or self.port, self.address)
+
+    @classmethod
+    def of(cls, spec: ForwardSpec) -> ForwardEntryConfig:
+        return cls(namespace=spec.namespace, target=f"{spec.kind}/{spec.name}", port=spec.remote_port,
+                   local_port=spec.local_port, address=spec.address)
+
+
+class ForwardSetConfig(_Section):
+    name: NonEmptyStr
+    autostart: bool = True  # started with Ferryman
+    forwards: list[ForwardEntryConfig] = Field(default_factory=list)
+
+
+class ForwardsConfig(_Section):
+    # Binding a forward to anything but a loopback address exposes the pod to the network.
+    allow_remote_bind: bool = False
+    sets: list[ForwardSetConfig] = Field(default_factory=list)
+
+    @field_validator("sets")
+    @classmethod
+    def _unique_names(cls, sets: list[ForwardSetConfig]) -> list[ForwardSetConfig]:
+        names = [s.name for s in sets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise PydanticCustomError("duplicate_set", "forward set {name} is defined twice", {"name": repeated[0]})
+        return sets
+
+
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
@@ -176,6 +246,7 @@ class Config(_Section):
     hybrid: HybridConfig = HybridConfig()
     logs: LogsConfig = LogsConfig()
     health: HealthConfig = HealthConfig()
+    forwards: ForwardsConfig = ForwardsConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)
@@ -230,11 +301,62 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = Non
     data = _deep_merge(defaults.data, user.data if user else {})
     origins = {**defaults.lines, **(user.lines if user else {})}
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         shown = _display(user_path, env)
         problems = sorted(_describe_error(err, origins, shown) for err in exc.errors())
         raise ConfigError("\n".join(text for _, _, text in problems), user_path) from None
+    saved = load_saved_forwards(forwards_path(user_path), env=env)
+    if saved:
+        # Sets saved from `:pf` win over sets of the same name in the config file.
+        kept = [s for s in config.forwards.sets if s.name not in {t.name for t in saved}]
+        config = config.model_copy(update={"forwards": config.forwards.model_copy(update={"sets": kept + saved})})
+    return config
+
+
+# ---- forward sets saved from the `:pf` view ------------------------------------------------
+
+_FORWARDS_NAME = "forwards.yaml"
+_FORWARDS_HEADER = (
+    "# Forward sets saved from Ferryman's :pf view (\"save these forwards\").\n"
+    "# Ferryman rewrites this file when you save a set; edit it, or define sets under\n"
+    "# `forwards.sets` in config.yaml (a set saved here wins over one of the same name there).\n"
+)
+
+
+def forwards_path(config_path: Path) -> Path:
+    """Saved forward sets live beside the config file, in a file Ferryman owns: saving
+    never rewrites (and loses the comments of) the user's own config.yaml."""
+    return config_path.with_name(_FORWARDS_NAME)
+
+
+class _SavedForwards(_Section):
+    sets: list[ForwardSetConfig] = Field(default_factory=list)
+
+
+def load_saved_forwards(path: Path, *, env: Mapping[str, str] | None = None) -> list[ForwardSetConfig]:
+    env = os.environ if env is None else env
+    parsed = _read_user_file(path, required=False, env=env)
+    if parsed is None:
+        return []
+    try:
+        return _SavedForwards.model_validate(parsed.data).sets
+    except ValidationError as exc:
+        shown = _display(path, env)
+        problems = sorted(_describe_error(err, parsed.lines, shown) for err in exc.errors())
+        raise ConfigError("\n".join(text for _, _, text in problems), path) from None
+
+
+def save_forward_set(path: Path, name: str, specs: list[ForwardSpec], *, autostart: bool = True) -> None:
+    """Add or replace the set `name` in the saved-forwards file at `path` (written whole,
+    through a temporary file, so a crash never leaves half a file)."""
+    sets = [s for s in load_saved_forwards(path) if s.name != name]
+    sets.append(ForwardSetConfig(name=name, autostart=autostart, forwards=[ForwardEntryConfig.of(s) for s in specs]))
+    doc = {"sets": [s.model_dump(exclude_defaults=False) for s in sets]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(_FORWARDS_HEADER + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
 
 
 # ---- reading --------------------------------------------------------------------------

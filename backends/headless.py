@@ -37,12 +37,16 @@ def build_hub(config: Config) -> Hub:
     def http_prober(store: Store) -> Prober:
         from backends.httpprobe import HttpProber
 
-        return HttpProber(config.health, store)
+        # A k3s workload with a port-forward is probed through it (its ClusterIP is
+        # rarely reachable from a developer's machine).
+        return HttpProber(config.health, store, extra_targets=hub.forwards.url_for)
 
     factories = [compose, kube] if config.kubernetes.enabled else [compose]
     # No URLs, no prober: nothing to import (httpx) or run.
     probers = [http_prober] if config.health.urls else []
-    return Hub(factories=factories, naming=naming_of(config), probers=probers)
+    hub = Hub(factories=factories, naming=naming_of(config), probers=probers)
+    hub.forwards.allow_remote_bind = config.forwards.allow_remote_bind
+    return hub
 
 
 def naming_of(config: Config) -> Naming:

@@ -73,6 +73,7 @@ def _loopback(host_ip: str | None) -> str:
 
 
 # The store keys of Kubernetes Services, the only objects that can move a k3s target.
+_FORWARD_PREFIX = "forward/"  # PortForward.key
 _SERVICE_PREFIX = f"{Source.K3S}/{KubeService.kind}/"
 
 
@@ -222,14 +223,16 @@ class HttpProber:
 
     def _store_changed(self, change: Change) -> None:
         # Our own results come back through the store too: only workloads, instances
-        # (ports, running state, pod labels) and Services can move a target.
+        # (ports, running state, pod labels), Services and port-forwards (a forward's
+        # state, through `extra_targets`) can move a target.
+        moving = (_SERVICE_PREFIX, _FORWARD_PREFIX)
         if (
             change.workloads
             or change.workloads_removed
             or change.instances
             or change.instances_removed
-            or any(k.startswith(_SERVICE_PREFIX) for k in change.objects)
-            or any(k.startswith(_SERVICE_PREFIX) for k in change.objects_removed)
+            or any(k.startswith(moving) for k in change.objects)
+            or any(k.startswith(moving) for k in change.objects_removed)
         ):
             self._dirty.set()
 

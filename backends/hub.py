@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from backends.adapter import Action, ActionError, Adapter, ObjectRef
+from backends.forwards import ApiUnreachable, ForwardManager, PortOpener, PortStream
 from backends.model import AdapterEvent, Instance, Source, WorkloadKey
 from backends.pairing import Naming
 from backends.store import Store
@@ -48,6 +50,9 @@ class Hub:
         self._factories = list(factories)
         self.probers: list[Prober] = [p for p in probers if isinstance(p, Prober)]
         self._prober_factories: list[ProberFactory] = [p for p in probers if not isinstance(p, Prober)]
+        # Always there (the `:pf` view, saved sets, promotion all use it), and cheap while
+        # no forward runs: it listens on nothing and only glances at store changes.
+        self.forwards = ForwardManager(self.store, self.open_port)
 
     async def start_adapters(self) -> None:
         """Build the adapters given as factories, off the event loop."""
@@ -67,9 +72,13 @@ class Hub:
         await self.start_probers()
         try:
             await asyncio.gather(
-                *(self._pump(a) for a in self.adapters.values()), *(self._probe(p) for p in self.probers)
+                *(self._pump(a) for a in self.adapters.values()),
+                *(self._probe(p) for p in [*self.probers, self.forwards]),
             )
         finally:
+            # Forwards first: their streams ride on the k3s adapter's connection, and
+            # quitting must leave no listener behind.
+            await self.forwards.close()
             for prober in self.probers:
                 await prober.close()
             for adapter in self.adapters.values():
@@ -116,6 +125,17 @@ class Hub:
 
     async def describe(self, ref: ObjectRef) -> str:
         return await self._adapter(ref.source, str(ref)).describe(ref)
+
+    @contextlib.asynccontextmanager
+    async def open_port(self, namespace: str, pod: str, port: int) -> AsyncIterator[PortStream]:
+        """A stream to a pod's port, through the k3s adapter (what `forwards` relays over).
+        Without one (not configured, or not built yet) it raises ApiUnreachable, an
+        ActionError that the forward manager waits out."""
+        adapter = self.adapters.get(Source.K3S)
+        if not isinstance(adapter, PortOpener):
+            raise ApiUnreachable("Kubernetes is not connected: no pod port can be opened")
+        async with adapter.open_port(namespace, pod, port) as stream:
+            yield stream
 
     # ---- the Kubernetes connection's scope (context, namespace) ------------------------
 

@@ -56,6 +56,12 @@ re-authentications at once can leave the Api with a client that has no server UR
 protocol"). So each watched kind has its own Api (``kr8s.asyncio.Api(bypass_factory=True)``,
 the way kr8s documents for separate clients), and actions, on one more Api, run one
 request at a time.
+
+Port-forwards: `open_port(namespace, pod, port)` is one pod port over the API server's
+portforward websocket (``GET pods/NAME/portforward?ports=P``, upgraded), on Apis of their
+own (one per 80 open streams: each holds one of its client's pooled connections). Only the
+stream is here: which pod, and following replaced pods, is backends/forwards.py's (kr8s's
+own PortForward picks a pod once and dies with it).
 """
 
 from __future__ import annotations
@@ -79,12 +85,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx_ws
 import kr8s
 import kr8s.asyncio
+import wsproto.events
 import yaml
 
 from backends.adapter import Action, ActionError, Adapter, ObjectRef, backoff_delays
 from backends.describe import describe_object
+from backends.forwards import ApiUnreachable, PodUnavailable, PortForbidden, PortStreamError, RemotePortError
 from backends.logs import LogEnded, LogLine, LogOptions, LogTarget
 from backends.logtext import LineAssembler, parse_line
 from backends.model import (
@@ -526,13 +535,14 @@ def _container_statuses(status: Mapping[str, Any]) -> tuple[ContainerStatus, ...
 
 
 def _pod_ports(spec: Mapping[str, Any]) -> tuple[Port, ...]:
+    # The name is kept: a Service's targetPort may name a container port ("http").
     found = {
-        Port(int(p["containerPort"]), str(p.get("protocol") or "TCP").lower())
+        Port(int(p["containerPort"]), str(p.get("protocol") or "TCP").lower(), name=str(p.get("name") or ""))
         for c in spec.get("containers") or []
         for p in c.get("ports") or []
         if isinstance(p.get("containerPort"), int)
     }
-    return tuple(sorted(found, key=lambda p: (p.container_port, p.protocol)))
+    return tuple(sorted(found, key=lambda p: (p.container_port, p.protocol, p.name)))
 
 
 def _last_exit(status: Mapping[str, Any], state: RunState) -> tuple[int | None, datetime | None]:
@@ -1108,6 +1118,8 @@ class KubeAdapter(Adapter):
         self._mirror: _Mirror | None = None
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._action_lock = asyncio.Lock()
+        self._port_apis: list[_PortApi] = []  # the port-forward streams' (see _port_api)
+        self._port_lock = asyncio.Lock()
 
     # ---- where ---------------------------------------------------------------------------------
 
@@ -1608,9 +1620,201 @@ class KubeAdapter(Adapter):
             argv += ["--context", self.context]
         return [*argv, "exec", "-it", "-n", instance.workload.group, instance.name, "--", "sh", "-c", _SHELL_SCRIPT]
 
+    # ---- port-forward streams ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_port(self, namespace: str, pod: str, port: int) -> AsyncIterator[PodPortStream]:
+        """A stream to `port` of `pod` (see `PodPortStream`), open for the body.
+
+        Raises, before the body runs: PortForbidden (401/403), PodUnavailable (404: the pod
+        is gone; 400: it is not running), ApiUnreachable (no kubeconfig, no server, a 5xx,
+        no answer within the API timeout), RemotePortError (the pod's side refused at once).
+        Within the body, the stream's own errors come from its methods."""
+        held = await self._port_api()
+        stack = contextlib.AsyncExitStack()
+        stack.push_async_callback(self._port_api_done, held)
+        try:
+            async with asyncio.timeout(self._api_timeout):
+                ws = await stack.enter_async_context(held.api.open_websocket(
+                    version="v1", url=f"pods/{pod}/portforward", namespace=namespace, params={"ports": str(port)},
+                    subprotocols=[_PORT_PROTOCOL], max_message_size_bytes=_PORT_FRAME_MAX,
+                ))
+                stream = PodPortStream(ws, pod, port)
+                await stream.start()
+        except BaseException as exc:
+            await stack.aclose()
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise self._port_error(exc, held.target.server, namespace, pod, port) from exc
+        try:
+            async with stack:
+                yield stream
+        except BaseExceptionGroup as group:
+            # httpx_ws's session is an anyio task group, which may wrap what the body raised.
+            raise _only(group) from None
+
+    def _port_error(self, exc: BaseException, server: str, namespace: str, pod: str, port: int) -> PortStreamError:
+        if isinstance(exc, BaseExceptionGroup):
+            exc = _only(exc)
+        if isinstance(exc, PortStreamError):
+            return exc
+        if isinstance(exc, httpx_ws.WebSocketUpgradeError):
+            code = exc.response.status_code
+            if code == 401:
+                return PortForbidden("k3s: 401 Unauthorized opening a port-forward: check the kubeconfig's credentials")
+            if code == 403:
+                return PortForbidden(f"no permission to port-forward pods in namespace {namespace}")
+            if code == 404:
+                return PodUnavailable(f"pod {pod} not found in namespace {namespace}")
+            if code == 400:
+                return PodUnavailable(f"pod {pod} cannot take a port-forward (400 Bad Request: not running?)")
+            if code >= 500:
+                return ApiUnreachable(f"k3s: {code} {_phrase(code)} from the API server opening a port-forward to {pod}")
+            return PortStreamError(f"port-forward to pod {pod} refused: {code} {_phrase(code)}")
+        if isinstance(exc, TimeoutError):
+            return ApiUnreachable(
+                f"k3s: no answer from {server} within {self._api_timeout:g} s opening a port-forward to {pod}"
+            )
+        return ApiUnreachable(describe_kube_error(server, exc))
+
+    async def _port_api(self) -> _PortApi:
+        """An Api for one more port-forward stream. Each stream holds one of its HTTP client's
+        connections for as long as it lives, and httpx pools at most 100 (the next one would
+        wait for a free one, then time out): beyond _STREAMS_PER_API streams, another Api.
+        Made again when the context changes."""
+        async with self._port_lock:
+            if self._port_apis and self._port_apis[0].asked != self._context:
+                stale, self._port_apis = self._port_apis, []
+                for held in stale:
+                    await _close_api(held.api)
+            held = next((h for h in self._port_apis if h.streams < _STREAMS_PER_API), None)
+            if held is None:
+                try:
+                    target = await asyncio.to_thread(load_target, self._kubeconfig, self._context)
+                except Exception as exc:  # noqa: BLE001 - no kubeconfig means no stream
+                    raise ApiUnreachable(describe_kube_error(self._server(), exc)) from exc
+                try:
+                    api = await self._new_api(target)
+                except Exception as exc:  # noqa: BLE001 - no Api means no stream, for whatever reason
+                    raise ApiUnreachable(describe_kube_error(target.server, exc)) from exc
+                held = _PortApi(self._context, target, api)
+                self._port_apis.append(held)
+            held.streams += 1
+            return held
+
+    async def _port_api_done(self, held: _PortApi) -> None:
+        held.streams -= 1
+        # Extra Apis go once idle; the first stays for the next stream.
+        if held.streams == 0 and held in self._port_apis[1:]:
+            self._port_apis.remove(held)
+            await _close_api(held.api)
+
     async def close(self) -> None:
         # kr8s has no way to close an Api; dropping ours lets their HTTP clients go.
         self._link = self._action_link = None
+        held, self._port_apis = self._port_apis, []
+        for port_api in held:
+            await _close_api(port_api.api)
+
+
+# ---- port-forward streams ----------------------------------------------------------------------
+
+# Port-forward streams per kr8s Api (whose httpx client pools at most 100 connections).
+_STREAMS_PER_API = 80
+
+
+@dataclass(slots=True, eq=False)
+class _PortApi:
+    asked: str | None  # the context asked for when it was made
+    target: KubeTarget
+    api: kr8s.asyncio.Api
+    streams: int = 0  # open, or being opened
+
+
+# The portforward subprotocol with binary frames (channel byte + payload); the API server
+# also accepts none (kr8s sends none) and means the same.
+_PORT_PROTOCOL = "v4.channel.k8s.io"
+# httpx_ws refuses messages over 64 KiB by default; servers send data frames as big as
+# they read (the emulator 64 KiB + the channel byte).
+_PORT_FRAME_MAX = 16 * 1024 * 1024
+
+
+class PodPortStream:
+    """One port of one pod over the portforward websocket. Every frame is a channel byte
+    and a payload: channel 0 is data, 1 errors; each channel's first frame is the port
+    number (little-endian uint16), which is skipped. `start()` waits for both (the stream
+    stands); `receive()` gives data, b"" at the end, and raises RemotePortError with the
+    server's text when the error channel speaks; `send()` writes data."""
+
+    def __init__(self, ws: httpx_ws.AsyncWebSocketSession, pod: str, port: int) -> None:
+        self._ws = ws
+        self._pod, self._port = pod, port
+        self._announced: set[int] = set()  # channels whose port-number frame came
+        self._early: list[bytes] = []  # data that came before both announcements
+        self._ended = False
+
+    async def start(self) -> None:
+        while len(self._announced) < 2:
+            frame = await self._frame()
+            if frame is None:
+                raise PortStreamError(f"the API server closed the port-forward to pod {self._pod} at once")
+            channel, payload = frame
+            if channel not in self._announced:
+                self._announced.add(channel)
+            elif channel == 0:
+                self._early.append(payload)
+            else:
+                self._error(channel, payload)
+
+    async def receive(self) -> bytes:
+        if self._early:
+            return self._early.pop(0)
+        while True:
+            frame = await self._frame()
+            if frame is None:
+                return b""
+            channel, payload = frame
+            if channel not in self._announced:
+                self._announced.add(channel)
+            elif channel == 0:
+                return payload
+            else:
+                self._error(channel, payload)
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send_bytes(b"\x00" + data)
+        except Exception as exc:  # noqa: BLE001 - wsproto, httpcore and anyio each have their own for "closed"
+            raise PortStreamError(f"the port-forward to pod {self._pod} is closed") from exc
+
+    async def _frame(self) -> tuple[int, bytes] | None:
+        """The next non-empty frame; None once the websocket is closed."""
+        while not self._ended:
+            try:
+                event = await self._ws.receive()
+            except httpx_ws.WebSocketDisconnect:
+                self._ended = True
+                return None
+            except httpx_ws.HTTPXWSException as exc:
+                self._ended = True
+                raise PortStreamError(f"the port-forward connection to the API server broke (pod {self._pod})") from exc
+            if isinstance(event, wsproto.events.BytesMessage) and event.data:
+                data = event.data
+                return data[0], bytes(memoryview(data)[1:])  # one copy of the payload, not two
+        return None
+
+    def _error(self, channel: int, payload: bytes) -> None:
+        text = payload.decode(errors="replace").strip()
+        if channel == 1 and text:
+            raise RemotePortError(self._pod, self._port, text)
+
+
+def _only(group: BaseExceptionGroup) -> BaseException:
+    """The one exception a task group wrapped (the first leaf if there are several)."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 # ---- logs ------------------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class Port:
     protocol: str = "tcp"
     host_ip: str | None = None
     host_port: int | None = None
+    name: str = ""  # a pod's named port ("http"): what a Service's targetPort may name
 
     @property
     def published(self) -> bool:
@@ -406,7 +407,79 @@ class HttpCheck:
 
 HTTP_CHECK_RECENT = 20
 
-KubeObject = KubeService | ClusterEvent | Namespace | HttpCheck
+
+# ---- port-forwards ------------------------------------------------------------------------
+
+
+class ForwardState(StrEnum):
+    STARTING = "starting"  # listening, the first pod not resolved yet
+    ACTIVE = "active"  # listening, and new connections go to a ready pod
+    RECONNECTING = "reconnecting"  # listening, but no ready pod (or no API server) right now
+    FAILED = "failed"  # the last attempt failed for a reason waiting will not fix (RBAC…)
+    STOPPED = "stopped"
+
+
+FORWARD_KINDS = ("pod", "service", "deployment", "statefulset")
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardSpec:
+    """A port-forward as the user asks for it, and as a saved set stores it."""
+
+    namespace: str
+    kind: str  # one of FORWARD_KINDS
+    name: str
+    # pod, deployment, statefulset: the container port; service: the Service's port, which
+    # the forward maps to its targetPort on the pod it picks.
+    remote_port: int
+    local_port: int
+    address: str = "127.0.0.1"
+
+    @property
+    def key(self) -> str:
+        return f"forward/{self.address}:{self.local_port}"
+
+    @property
+    def target(self) -> str:
+        short = {"service": "svc", "deployment": "deploy", "statefulset": "sts"}.get(self.kind, self.kind)
+        return f"{short}/{self.name}:{self.remote_port}"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        host = "localhost" if self.address in ("127.0.0.1", "::1") else host
+        return f"http://{host}:{self.local_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class PortForward:
+    """A forward as the store holds it (`:pf`): its spec and how it stands now."""
+
+    spec: ForwardSpec
+    state: ForwardState
+    pod: str = ""  # where new connections go now ("" while no pod is ready)
+    pod_port: int = 0  # the container port on that pod (a Service's targetPort, resolved)
+    connections: int = 0  # open now
+    total_connections: int = 0
+    bytes_in: int = 0  # from the pod to local clients
+    bytes_out: int = 0  # from local clients to the pod
+    started_at: datetime | None = None
+    last_error: str = ""
+    previous_pod: str = ""  # the pod before the last switch (a restart or a rollout)
+    switched_at: datetime | None = None
+
+    kind = "PortForward"
+    source = None
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.started_at
+
+KubeObject = KubeService | ClusterEvent | Namespace | HttpCheck | PortForward
 
 
 # ---- what adapters emit ---------------------------------------------------------------

@@ -66,7 +66,7 @@ def test_health_section_merges_with_the_defaults(tmp_path: Path) -> None:
 def test_shipped_example_is_valid() -> None:
     # The commented example is what users copy: it must load as it stands.
     text = default_config_text()
-    section = text.split("\nhealth:\n", 1)[1].split("\nui:\n", 1)[0]
+    section = text.split("\nhealth:\n", 1)[1].split("\nforwards:\n", 1)[0]
     example = [line.split("#", 1)[1][1:] for line in section.splitlines() if line.strip().startswith("#   ")]
     parsed = yaml.safe_load("\n".join(example))
     health = HealthConfig.model_validate(parsed)

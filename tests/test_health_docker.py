@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ from backends.model import (
     WorkloadKey,
 )
 from backends.store import Change
+from tests.support import hubs
 from tests.support.dockerenv import TEST_IMAGE, sleeper_service
 
 DEADLINE = 45.0  # generous: probes run every second, but the machine has 2 busy cores
@@ -349,14 +349,8 @@ def docker_cli(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-async def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
+async def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE):  # noqa: ANN201
+    return await hubs.until(condition, what, timeout)
 class CountingAdapter(ComposeAdapter):
     """The real adapter; counts the instances it yields per container (one per inspect)."""
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -45,7 +43,7 @@ from backends.model import (
 )
 from backends.store import Store
 from tests.support import hubs
-from tests.support.dockerenv import TEST_IMAGE
+from tests.support.dockerenv import TEST_IMAGE, container_ip
 from tests.support.kube_emulator import KubeEmulator
 from tests.support.scripted import ScriptedAdapter, make_instance, stopped
 
@@ -55,15 +53,8 @@ DEADLINE = 20.0
 # ---- helpers ---------------------------------------------------------------------------
 
 
-async def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
-
-
+async def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE):  # noqa: ANN201
+    return await hubs.until(condition, what, timeout)
 class LocalHttp:
     """A real HTTP/1.1 server on 127.0.0.1: `statuses` maps a path to the status it
     answers (changeable while running); "/hang" accepts and never answers."""
@@ -531,12 +522,6 @@ exec httpd -f -p 8080 -h /srv
 def httpd() -> dict:
     return {"image": TEST_IMAGE, "command": ["sh", "-c", HTTPD_SETUP.replace("$", "$$")], "ports": ["8080"],
             "stop_grace_period": "1s"}
-
-
-def container_ip(container_id: str) -> str:
-    out = subprocess.run(["docker", "inspect", container_id], check=True, capture_output=True, text=True).stdout
-    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
-    return next(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
 
 
 def running_hub(adapter: Adapter, health: HealthConfig):  # noqa: ANN201

@@ -7,8 +7,19 @@ tests/test_snapshots.py --snapshot-update` and look at the report before committ
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from backends.hub import Hub
-from backends.model import ConnState, Snapshot, Source, SourceStatus
+from backends.model import (
+    ConnState,
+    ForwardSpec,
+    ForwardState,
+    ObjectChanged,
+    PortForward,
+    Snapshot,
+    Source,
+    SourceStatus,
+)
 from tests.support.pilot import wait_for
 from tests.support.scripted import FIXED_NOW, ScriptedAdapter, demo_instances
 from tests.support.scripted_kube import ScriptedKube, demo_kube
@@ -82,6 +93,31 @@ def test_health_pane(snap_compare):
     app, compose, kube = scripted_app()
     # api: an unhealthy Compose container with its probe runs, and a crash-looping pod
     assert snap_compare(app, terminal_size=(150, 40), run_before=loaded(app, compose, kube), press=["h"])
+
+
+def test_forwards_view(snap_compare):
+    app, compose, kube = scripted_app()
+    load = loaded(app, compose, kube)
+
+    async def run_before(pilot) -> None:
+        await load(pilot)
+        # A forward that followed a rollout (no listener: the view is what is pictured).
+        spec = ForwardSpec("shop", "service", "web", 80, 8080)
+        app.hub.store.apply(ObjectChanged(PortForward(
+            spec, ForwardState.ACTIVE, pod="web-7d4b9c6f5d-q9w4z", pod_port=8080, connections=1,
+            total_connections=12, bytes_in=48_213, bytes_out=3_904, started_at=FIXED_NOW - timedelta(minutes=7),
+            previous_pod="web-7d4b9c6f5d-x2x7k", switched_at=FIXED_NOW - timedelta(minutes=2))))
+        await pilot.press("colon", *"pf", "enter")
+        await wait_for(pilot, lambda: app.current_view.kind.name == "forwards" and app.current_view.table.row_count)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_forward_dialog(snap_compare):
+    app, compose, kube = scripted_app()
+    # deploy ▸ the third row, web: its Compose side publishes 8080, which is offered
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(app, compose, kube, "deploy"),
+                        press=["down", "down", "F"])
 
 
 def test_yaml_viewer(snap_compare):

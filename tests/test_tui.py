@@ -293,7 +293,7 @@ async def test_unknown_theme_and_view_in_config_warn_and_fall_back():
         await started(app, adapter, pilot)
         said = notifications(app)
         assert any("ui.theme: no theme named 'neon-nights'" in n and "textual-dark" in n for n in said)
-        views = "workloads, containers, pods, deployments, services, events, health, namespaces, contexts"
+        views = "workloads, containers, pods, deployments, services, events, health, forwards, namespaces, contexts"
         assert any(f"ui.default_view: no view named 'dashboard' — views: {views}" in n for n in said)
         assert app.current_view.crumb == "workloads"
 

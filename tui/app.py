@@ -6,12 +6,15 @@ stack; the hub's adapters run as a worker, so the first frame never waits on Doc
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import shlex
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import App, ComposeResult, InvalidThemeError, SuspendNotSupported
@@ -20,16 +23,27 @@ from textual.containers import Container
 from textual.widgets import Footer
 
 from backends.adapter import Action, ActionError, ObjectRef
-from backends.config import Config
+from backends.config import Config, ConfigError, forwards_path, save_forward_set, user_config_path
+from backends.forward_rows import ForwardTarget
 from backends.hub import Hub
 from backends.logs import LogOptions, LogTarget, targets_of
 from backends.health import summarize
-from backends.model import ConnState, Instance, LogicalService, Source, SourceStatus, WorkloadKey
+from backends.model import (
+    ConnState,
+    ForwardSpec,
+    Instance,
+    LogicalService,
+    PortForward,
+    Source,
+    SourceStatus,
+    WorkloadKey,
+)
 from backends.rows import utcnow
 from backends.store import Change, Store
 from tui.commands import Command, CommandRegistry
 from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
-from tui.screens import ConfirmScreen, HelpScreen
+from tui.screens import ConfirmScreen, HelpScreen, NameScreen
+from tui.widgets.forward_dialog import ForwardScreen
 from tui.widgets.health_pane import HealthScreen
 from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
@@ -88,11 +102,14 @@ class FerrymanApp(App[None]):
         readonly: bool | None = None,
         clock: Callable[[], datetime] = utcnow,
         freeze_startup: bool = False,
+        forwards_file: Path | None = None,
     ) -> None:
         super().__init__()
         self.hub = hub
         self.freeze_startup = freeze_startup  # see freeze_startup_objects
         hub.store.health_log.clock = clock  # the history's times and the views' "now" agree
+        # Where "save these forwards" writes (beside the config file in use).
+        self.forwards_file = forwards_file or forwards_path(user_config_path())
         self.clock = clock  # ages and uptimes are relative to this (fixed in snapshot tests)
         self.config = config or Config()
         self.readonly = self.config.ui.readonly if readonly is None else readonly
@@ -129,6 +146,7 @@ class FerrymanApp(App[None]):
             self.call_after_refresh(freeze_startup_objects)
         # Last: the adapters start after the first frame is queued, never before it.
         self.run_worker(self.hub.run(), name="hub", group="hub", exit_on_error=False)
+        self.run_worker(self._restore_forwards(), group="forwards", exit_on_error=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("command", "filter") and (isinstance(self.focused, Prompt) or len(self.screen_stack) > 1):
@@ -402,6 +420,81 @@ class FerrymanApp(App[None]):
             buffer=LogBuffer(max_lines=self.config.logs.buffer_lines), previous_supported=previous,
         )
         self.push_screen(LogScreen(title, follower))
+
+    # ---- port-forwards ----------------------------------------------------------------
+
+    def open_forward_dialog(self, target: ForwardTarget, **retry: Any) -> None:
+        """shift-f: ask for the ports, then start the forward; a local port that is taken
+        brings the dialog back with the reason and the next free port."""
+
+        def answered(spec: ForwardSpec | None) -> None:
+            if spec is not None:
+                self.run_worker(self._start_forward(target, spec), group="forwards", exit_on_error=False)
+
+        allow = self.config.forwards.allow_remote_bind
+        self.push_screen(ForwardScreen(target, allow_remote=allow, **retry), answered)
+
+    async def _start_forward(self, target: ForwardTarget, spec: ForwardSpec) -> None:
+        from backends.forwards import ForwardError
+
+        try:
+            await self.hub.forwards.start(spec)
+        except ForwardError as exc:
+            self.open_forward_dialog(target, remote_port=spec.remote_port, address=spec.address, error=str(exc),
+                                     local_port=exc.free_port or spec.local_port)
+            return
+        self.notify(f"{spec.url} → {spec.target} in {spec.namespace}", title="Port-forward")
+
+    async def _restore_forwards(self) -> None:
+        """The saved sets marked autostart, started with Ferryman."""
+        from backends.forwards import ForwardError
+
+        for forward_set in self.config.forwards.sets:
+            if not forward_set.autostart:
+                continue
+            for entry in forward_set.forwards:
+                spec = entry.spec()
+                try:
+                    await self.hub.forwards.start(spec)
+                except ForwardError as exc:
+                    self.notify(f"{forward_set.name}: {spec.target} not restored — {exc}", title="Port-forward",
+                                severity="warning", timeout=15)
+
+    def forward_action(self, what: str, key: str) -> None:
+        async def act() -> None:
+            from backends.forwards import ForwardError
+
+            try:
+                manager = self.hub.forwards
+                await {"stop": manager.stop, "restart": manager.restart, "remove": manager.remove}[what](key)
+            except ForwardError as exc:
+                self.notify(str(exc), title="Port-forward", severity="error")
+
+        self.run_worker(act(), group="forwards", exit_on_error=False)
+
+    async def save_forward_set(self) -> None:
+        """`w` in :pf: the forwards running now, saved as a named set (restored at start)."""
+        specs = [pf.spec for pf in self.hub.store.objects_of(PortForward).values()]
+        if not specs:
+            self.notify("No port-forwards to save.", severity="warning")
+            return
+        names = [s.name for s in self.config.forwards.sets]
+
+        def answered(name: str | None) -> None:
+            if name:
+                self.run_worker(self._save_set(name, specs), group="forwards", exit_on_error=False)
+
+        await self.push_screen(NameScreen(f"Save these {len(specs)} forwards as (started with Ferryman):",
+                                          names[0] if names else "default"), answered)
+
+    async def _save_set(self, name: str, specs: list[ForwardSpec]) -> None:
+        path = self.forwards_file
+        try:
+            await asyncio.to_thread(save_forward_set, path, name, specs)
+        except (OSError, ConfigError) as exc:
+            self.notify(f"Could not save to {path}: {exc}", title="Port-forward", severity="error")
+            return
+        self.notify(f"Saved set {name!r} ({len(specs)} forwards) to {path}", title="Port-forward")
 
     def open_health(self, service: LogicalService) -> None:
         """`h`: the health pane of a service row, live."""

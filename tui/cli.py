@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     config = with_flags(config, args)
     if args.command == "status":
         return run_status(config, as_json=args.json, timeout=args.timeout)
-    return run_tui(config, readonly=args.readonly)
+    return run_tui(config, readonly=args.readonly, config_path=args.config)
 
 
 def with_flags(config: Config, args: argparse.Namespace) -> Config:
@@ -96,11 +96,15 @@ def run_status(config: Config, *, as_json: bool, timeout: float) -> int:
     return 1 if report.problems else 0
 
 
-def run_tui(config: Config, *, readonly: bool | None) -> int:
+def run_tui(config: Config, *, readonly: bool | None, config_path: Path | None = None) -> int:
+    from backends.config import forwards_path, user_config_path
     from backends.headless import build_hub
     from tui.app import FerrymanApp
 
-    FerrymanApp(build_hub(config), config, readonly=readonly, freeze_startup=True).run()
+    forwards_file = forwards_path(Path(config_path) if config_path else user_config_path())
+    app = FerrymanApp(build_hub(config), config, readonly=readonly, freeze_startup=True, forwards_file=forwards_file)
+    app.run()
+    # Quitting leaves no listener behind: the hub's forwards were closed with the app.
     return 0
 
 

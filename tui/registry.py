@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.store import Store
+from tui.views.forwards import ForwardsView
 from tui.views.health import HealthView
 from tui.views.kube import ContextsView, DeploymentsView, NamespacesView, events_view, kube_services_view
 from tui.views.table import ResourceView
@@ -32,6 +33,8 @@ VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec("services", ("svc", "service"), "Kubernetes Services", kube_services_view),
     ViewSpec("events", ("ev", "event"), "Kubernetes events, newest first", events_view),
     ViewSpec("health", ("he", "hc"), "Health of every service: why, since when, timeline, HTTP checks", HealthView),
+    ViewSpec("forwards", ("pf", "portforwards", "port-forwards"),
+             "Port-forwards and Compose published ports: what answers on which local port", ForwardsView),
     ViewSpec("namespaces", ("ns", "namespace"), "Namespaces; Enter switches (:ns NAME too)", NamespacesView),
     ViewSpec("contexts", ("ctx", "context"), "Kubeconfig contexts; Enter switches (:ctx NAME too)", ContextsView),
 )

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 
 class HelpScreen(ModalScreen[None]):
@@ -65,3 +65,41 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class NameScreen(ModalScreen[str | None]):
+    """"Save these forwards as: [dev]" — Enter answers with the name, Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    DEFAULT_CSS = """
+    NameScreen { align: center middle; }
+    NameScreen #name { width: 64; height: auto; border: round $accent; background: $surface; padding: 1 2; }
+    NameScreen #name-error { color: $error; height: auto; }
+    """
+
+    def __init__(self, question: str, default: str = "") -> None:
+        super().__init__()
+        self._question = question
+        self._default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="name"):
+            yield Static(self._question, markup=False)
+            yield Input(self._default, id="name-input")
+            yield Static("", id="name-error", markup=False)
+            yield Static("Enter: save    Esc: cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.set_focus(self.query_one(Input))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        name = event.value.strip()
+        if not name:
+            self.query_one("#name-error", Static).update("Enter a name")
+            return
+        self.dismiss(name)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

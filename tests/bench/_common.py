@@ -581,3 +581,20 @@ async def paint_bare_rows(app: Any, pilot: Any, rows: dict, timeout: float) -> t
     t_data = time.perf_counter()
     t_frame = await asyncio.wait_for(waiter.future, timeout)
     return probe, (t_data - t0) * 1000, (t_frame - t0) * 1000
+
+
+def stdin_commands() -> asyncio.Queue[dict | None]:
+    """A child process's commands from its parent: one JSON object a line on stdin, put on
+    the returned queue from a reader thread; None once stdin ends (the parent is gone).
+    Call from the child's event loop."""
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[dict | None] = asyncio.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            if line.strip():
+                loop.call_soon_threadsafe(commands.put_nowait, json.loads(line))
+        loop.call_soon_threadsafe(commands.put_nowait, None)
+
+    threading.Thread(target=read_stdin, daemon=True, name="commands").start()
+    return commands

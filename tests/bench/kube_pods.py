@@ -147,16 +147,9 @@ async def _serve_emulator(args: argparse.Namespace) -> int:
         say({"ready": True, "url": kube.url, "pods": len(pods), "deployments": len(replicasets),
              "seconds": time.perf_counter() - t0})
 
-        loop = asyncio.get_running_loop()
-        commands: asyncio.Queue[dict | None] = asyncio.Queue()
+        from tests.bench._common import stdin_commands
 
-        def read_stdin() -> None:
-            for line in sys.stdin:
-                if line.strip():
-                    loop.call_soon_threadsafe(commands.put_nowait, json.loads(line))
-            loop.call_soon_threadsafe(commands.put_nowait, None)  # the parent is gone
-
-        threading.Thread(target=read_stdin, daemon=True, name="commands").start()
+        commands = stdin_commands()
         stats: dict[str, Any] = {}
         pacer: Paced | None = None
         churn_task: asyncio.Task | None = None

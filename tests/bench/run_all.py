@@ -29,6 +29,7 @@ BENCHES = {
     "idle": ([], ["--seconds", "10"]),
     "kube_pods": ([], ["--seconds", "8", "--cpu-seconds", "3", "--bare-seconds", "3"]),
     "logs_flood": ([], ["--seconds", "8", "--key-seconds", "6", "--lines", "300000"]),
+    "forward_throughput": ([], ["--mb", "16", "--runs", "2", "--replacements", "3"]),
 }
 
 
@@ -142,6 +143,18 @@ def summarize(results: dict[str, dict | None]) -> list[str]:
             f"(baseline without ingestion {f(g.get('baseline_keys', {}).get('p95'))}), peak RSS {f(g.get('rss_peak_mb'), 0)} MB "
             f"after {g.get('lines_through')} lines   targets >= 50 %: {verdict(verdicts.get('ingest'))}, "
             f"keys p95 < 100 ms: {verdict(verdicts.get('keys'))}, RSS < 300 MB: {verdict(verdicts.get('memory'))}"
+        )
+    p = results.get("forward_throughput")
+    if p:
+        reattach = p.get("reattach_ms") or {}
+        deploy = reattach.get("deploy/web", {})
+        by_name = next((v for k, v in reattach.items() if k.startswith("pod/")), {})
+        lines.append(
+            f"port-forward: download {f(p.get('download_forward_mbps'), 0)} MB/s (direct TCP "
+            f"{f(p.get('download_direct_mbps'), 0)}), upload {f(p.get('upload_forward_mbps'), 0)} MB/s (direct "
+            f"{f(p.get('upload_direct_mbps'), 0)}); re-attach after the pod is replaced: median "
+            f"{f(deploy.get('median'))} ms, max {f(deploy.get('max'))} ms (deploy), by pod name median "
+            f"{f(by_name.get('median'))} ms"
         )
     i = results.get("idle")
     if i:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -132,7 +134,30 @@ def must_run_docker() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("FERRYMAN_REQUIRE_DOCKER"))
 
 
+def container_ip(container_id: str) -> str:
+    """The container's address on its (compose project's) network: reachable from the host."""
+    client = docker.from_env()
+    try:
+        networks = client.api.inspect_container(container_id)["NetworkSettings"]["Networks"]
+    finally:
+        client.close()
+    return next(n["IPAddress"] for n in networks.values() if n.get("IPAddress"))
+
+
+def wait_listening(address: tuple[str, int], timeout: float = 30.0) -> None:
+    """Block until something accepts TCP connections at `address` (a server in a fresh container)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(address, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 __all__ = [
-    "TEST_IMAGE", "ComposeProject", "compose_cli", "engine_problem", "ensure_test_image",
-    "httpd_service", "must_run_docker", "sleeper_service",
+    "TEST_IMAGE", "ComposeProject", "compose_cli", "container_ip", "engine_problem", "ensure_test_image",
+    "httpd_service", "must_run_docker", "sleeper_service", "wait_listening",
 ]

@@ -17,12 +17,14 @@ from backends.hub import Hub
 from backends.model import ConnState, Source
 
 
-async def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+async def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> object:
+    """Wait until `condition()` is true, and return what it returned."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+    return value
 
 
 def connected(hub: Hub, source: Source) -> bool:

@@ -21,16 +21,18 @@ import time
 from pathlib import Path
 
 import docker
+import httpx
 
 from backends.compose import ComposeAdapter
 from backends.config import HealthConfig, HealthUrlConfig
 from backends.httpprobe import HttpProber
 from backends.hub import Hub
 from backends.kube import KubeAdapter
-from backends.model import HttpCheck, InstanceChanged, Snapshot
+from backends.model import ForwardSpec, HttpCheck, InstanceChanged, Snapshot
 from tests.support.dockerenv import TEST_IMAGE, ComposeProject, ensure_test_image, httpd_service, sleeper_service
 from tests.support.kube_emulator import KubeEmulator
 from tui.app import FerrymanApp
+from tui.widgets.forward_dialog import ForwardScreen
 
 OUT = Path(__file__).resolve().parents[2] / "screenshots"
 SIZE = (150, 26)
@@ -91,6 +93,9 @@ def cluster(kube: KubeEmulator) -> None:
                              message="back-off 5m0s restarting failed container=worker", restarts=7,
                              last_reason="Error", last_exit_code=2, phase="Running")
     kube.add_service(PROJECT, "web", ports=[(80, 8080)])
+    # Port-forwards to web's pods reach the demo's web container (published on 38080).
+    for suffix in ("x2x7k", "q9w4z"):
+        kube.set_portforward_target(PROJECT, f"web-7d4b9c6f5d-{suffix}", 8080, "127.0.0.1", 38080)
     kube.add_event(PROJECT, ("Pod", "worker-5f6c8d7b9-tr4n8"), "BackOff",
                    "Back-off restarting failed container worker", type="Warning", count=31)
     kube.add_event(PROJECT, ("Deployment", "web"), "ScalingReplicaSet", "Scaled up replica set web-7d4b9c6f5d to 2")
@@ -142,7 +147,26 @@ async def shoot() -> None:
             await pilot.press("enter")  # api: its failing healthcheck runs, in the pane
             await until(pilot, lambda: "healthcheck runs" in getattr(app.screen, "text", ""))
             app.save_screenshot("health-pane.svg", str(OUT))
-            await pilot.press("escape", "question_mark")
+            await pilot.press("escape", "colon", *"deploy", "enter")
+            await until(pilot, lambda: app.current_view.kind.name == "deployments")
+            view = app.current_view
+            view.table.move_cursor(row=view.shown_keys.index(f"k3s/{PROJECT}/web"))
+            await pilot.press("F")
+            await until(pilot, lambda: isinstance(app.screen, ForwardScreen))
+            app.save_screenshot("forward-dialog.svg", str(OUT))
+            await pilot.press("escape")
+            # A forward to the Service, used a little, then :pf beside the published ports.
+            forward = ForwardSpec(PROJECT, "service", "web", 80, 18080)
+            await app.hub.forwards.start(forward)
+            async with httpx.AsyncClient() as client:
+                for _ in range(3):
+                    await client.get(f"{forward.url}/")
+            await pilot.press("colon", *"pf", "enter")
+            await until(pilot, lambda: app.current_view.kind.name == "forwards" and forward.key in app.current_view.shown_keys
+                        and app.hub.store.objects[forward.key].total_connections >= 3)
+            await pilot.pause(0.6)  # the byte counters' next publication
+            app.save_screenshot("forwards.svg", str(OUT))
+            await pilot.press("question_mark")
             await pilot.pause(0.2)
             app.save_screenshot("help.svg", str(OUT))
 

@@ -10,10 +10,18 @@ from textual.widgets import DataTable
 
 from backends.adapter import ActionError
 from backends.kube_rows import CONTEXT_COLUMNS, context_row
-from backends.model import KubeContext, Namespace, Source, WorkloadKey, WorkloadSpec
+from backends.forward_rows import ForwardTarget, target_of_service, target_of_workload
+from backends.model import KubeContext, KubeService, Namespace, Source, WorkloadKey, WorkloadSpec
 from backends.store import Store
 from tui.views.kinds import ALL_NAMESPACES, DEPLOYMENTS, EVENTS, KUBE_SERVICES, NAMESPACES, PODS, ResourceKind
-from tui.views.workloads import INSPECT_BINDINGS, LOGS_BINDING, ActionsView, InstanceListView, ScalingView
+from tui.views.workloads import (
+    FORWARD_BINDING,
+    INSPECT_BINDINGS,
+    LOGS_BINDING,
+    ActionsView,
+    InstanceListView,
+    ScalingView,
+)
 
 
 class DeploymentsView(ScalingView):
@@ -23,10 +31,15 @@ class DeploymentsView(ScalingView):
         *ScalingView.SCALE_BINDINGS,
         LOGS_BINDING,
         *INSPECT_BINDINGS,
+        FORWARD_BINDING,
     ]
 
     def __init__(self, store: Store) -> None:
         super().__init__(DEPLOYMENTS, store, crumb="deployments")
+
+    def forward_target(self) -> ForwardTarget | None:
+        spec: WorkloadSpec | None = self.selected
+        return target_of_workload(self.store, spec) if spec is not None else None
 
     def workload_target(self) -> tuple[WorkloadKey, int] | None:
         spec: WorkloadSpec | None = self.selected
@@ -57,8 +70,19 @@ class InspectOnlyView(ActionsView):
     BINDINGS = [*INSPECT_BINDINGS]
 
 
-def kube_services_view(store: Store) -> InspectOnlyView:
-    return InspectOnlyView(KUBE_SERVICES, store, crumb="services")
+class KubeServicesView(InspectOnlyView):
+    BINDINGS = [FORWARD_BINDING]
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(KUBE_SERVICES, store, crumb="services")
+
+    def forward_target(self) -> ForwardTarget | None:
+        svc: KubeService | None = self.selected
+        return target_of_service(self.store, svc) if svc is not None else None
+
+
+def kube_services_view(store: Store) -> KubeServicesView:
+    return KubeServicesView(store)
 
 
 def events_view(store: Store) -> InspectOnlyView:

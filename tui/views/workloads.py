@@ -15,7 +15,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from backends.adapter import Action, ref_of
-from backends.model import Instance, LogicalService, WorkloadKey
+from backends.forward_rows import ForwardTarget, target_of_pod, target_of_service, target_of_workload
+from backends.model import Instance, KubeService, LogicalService, Source, WorkloadKey
 from backends.store import Store
 from tui.views.kinds import CONTAINERS, INSTANCES, PODS, SERVICES, ResourceKind
 from tui.views.table import ResourceView
@@ -33,6 +34,7 @@ INSPECT_BINDINGS = [
     Binding("d", "inspect('describe')", "Describe", id="describe"),
 ]
 LOGS_BINDING = Binding("l", "logs", "Logs", id="logs")
+FORWARD_BINDING = Binding("F", "forward_dialog", "Port-forward", id="port_forward")
 
 
 class ActionsView(ResourceView):
@@ -49,6 +51,17 @@ class ActionsView(ResourceView):
 
     def inspect_target(self) -> Any:
         return self.selected
+
+    def forward_target(self) -> ForwardTarget | None:
+        """What shift-f forwards to from the selected row (None: nothing here can)."""
+        return None
+
+    def action_forward_dialog(self) -> None:
+        target = self.forward_target()
+        if target is None:
+            self.app.notify("Port-forwards go to pods, Services and Kubernetes workloads.", severity="warning")
+            return
+        self.app.open_forward_dialog(target)
 
     @on(DataTable.RowHighlighted)
     def _selection_moved(self) -> None:
@@ -74,11 +87,18 @@ class InstancesView(ActionsView):
         Binding("s", "shell", "Shell", id="shell"),
         LOGS_BINDING,
         *INSPECT_BINDINGS,
+        FORWARD_BINDING,
     ]
 
     def targets(self) -> tuple[str, list[Instance]]:
         instance: Instance | None = self.selected
         return (instance.name, [instance]) if instance else ("", [])
+
+    def forward_target(self) -> ForwardTarget | None:
+        instance = self.selected
+        if isinstance(instance, Instance) and instance.source == Source.K3S:
+            return target_of_pod(self.store, instance)
+        return None
 
     def action_logs(self) -> None:
         instance: Instance | None = self.selected
@@ -88,6 +108,10 @@ class InstancesView(ActionsView):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         allowed = super().check_action(action, parameters)
+        if action == "forward_dialog" and allowed:
+            if Source.K3S not in self.kind.sources:
+                return False  # :ctr: containers publish ports, they are not forwarded
+            return True if self.forward_target() is not None else None
         if action == "instances" and allowed is not False:
             wanted = ACTION_NAMES[str(parameters[0])]
             adapters = [self.app.hub.adapters.get(source) for source in self.kind.sources]
@@ -206,6 +230,19 @@ class WorkloadsView(InstancesView, ScalingView):
             return None
         spec = self.store.specs.get(service.k3s.id)
         return service.k3s.key, spec.desired if spec else service.k3s.desired
+
+    def forward_target(self) -> ForwardTarget | None:
+        """The k3s side: its Service of the same name if there is one (the stable way in),
+        else the workload itself."""
+        service: LogicalService | None = self.selected
+        if service is None or service.k3s is None:
+            return None
+        key = service.k3s.key
+        svc = self.store.objects.get(f"k3s/Service/{key.group}/{key.name}")
+        if isinstance(svc, KubeService):
+            return target_of_service(self.store, svc)
+        spec = self.store.specs.get(service.k3s.id)
+        return target_of_workload(self.store, spec) if spec is not None else None
 
     def inspect_target(self) -> Any:
         """The Kubernetes workload if there is one, else the first container."""
