@@ -77,12 +77,13 @@ LEVEL_TONE: dict[Health | None, Tone] = {None: "muted", **HEALTH_TONE}
 def health_table_row(row: HealthRow, now: datetime) -> tuple[Cell, ...]:
     s = row.service
     since = row.history[-1].at if row.history else None
+    why = "" if s.health_reason == str(s.health) else s.health_reason  # "no healthcheck" twice says nothing
     restarts = sum(w.restarts for w in s.sides)
     return (
         Cell(s.name),
         Cell(s.location, LOCATION_TONE[s.location]),
         Cell(str(s.health), HEALTH_TONE[s.health]),
-        Cell(_short(s.health_reason) or "-", "normal" if s.health_reason else "muted"),
+        Cell(_short(why) or "-", "normal" if why else "muted"),
         Cell(humanize_age(since, now)),
         timeline_cell(list(row.history), now),
         Cell(str(restarts), "warn" if restarts else "muted"),
