@@ -44,6 +44,7 @@ from tui.commands import Command, CommandRegistry
 from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
 from tui.screens import ConfirmScreen, HelpScreen, NameScreen
 from tui.widgets.forward_dialog import ForwardScreen
+from tui.widgets.promote_preview import PromotePreviewScreen
 from tui.widgets.health_pane import HealthScreen
 from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
@@ -495,6 +496,23 @@ class FerrymanApp(App[None]):
             self.notify(f"Could not save to {path}: {exc}", title="Port-forward", severity="error")
             return
         self.notify(f"Saved set {name!r} ({len(specs)} forwards) to {path}", title="Port-forward")
+
+    def open_promote_preview(self, workload: WorkloadKey, instances: Sequence[Instance]) -> None:
+        """`p`: the promotion preview of a Compose service, planned from its containers'
+        compose files (resolved by the compose CLI, off the event loop)."""
+        from backends.promote.plan import ComposeSource, make_plan, preview_text, source_of_instances
+
+        async def make_text() -> str:
+            source = source_of_instances(instances) or ComposeSource(None, Path.cwd(), workload.group)
+            plan = await make_plan(workload.name, source, namespace=self._promote_namespace(workload))
+            return preview_text(plan)
+
+        self.push_screen(PromotePreviewScreen(f"Promote {workload} → k3s — preview", make_text))
+
+    def _promote_namespace(self, workload: WorkloadKey) -> str | None:
+        """The namespace shown (`-n`/`:ns`), else the project's own (make_plan's default)."""
+        kube = self.hub.kube
+        return kube.namespace if kube is not None and kube.namespace else None
 
     def open_health(self, service: LogicalService) -> None:
         """`h`: the health pane of a service row, live."""

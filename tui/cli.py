@@ -25,6 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for Docker and Kubernetes (default 10)")
     # `ferryman status -n shop` reads as naturally as `ferryman -n shop status`.
     add_connection_flags(status, argparse.SUPPRESS)
+    promote = sub.add_parser("promote", help="promote a Compose service to Kubernetes (--dry-run: print the manifests)")
+    promote.add_argument("service", metavar="SERVICE", help="the Compose service's name")
+    promote.add_argument("-f", "--file", dest="files", action="append", type=Path, metavar="FILE",
+                         help="compose file(s) (default: those of the service's containers, else ./compose.yaml…)")
+    promote.add_argument("--project-directory", type=Path, metavar="DIR", help="where relative paths start")
+    promote.add_argument("-p", "--project-name", metavar="NAME", help="the Compose project's name")
+    promote.add_argument("--target-namespace", "--ns", dest="target_namespace", metavar="NS",
+                         help="namespace to promote into (default: the project's name)")
+    promote.add_argument("--image", metavar="REF", help="image to run instead of the service's (already delivered)")
+    promote.add_argument("--dry-run", action="store_true", help="print the manifests (YAML) and the warnings; change nothing")
+    promote.add_argument("--yes", action="store_true", help="promote without asking")
+    add_connection_flags(promote, argparse.SUPPRESS)
     return parser
 
 
@@ -63,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     config = with_flags(config, args)
     if args.command == "status":
         return run_status(config, as_json=args.json, timeout=args.timeout)
+    if args.command == "promote":
+        return run_promote(config, args)
     return run_tui(config, readonly=args.readonly, config_path=args.config)
 
 
@@ -94,6 +108,51 @@ def run_status(config: Config, *, as_json: bool, timeout: float) -> int:
     for problem in report.problems:
         print(f"ferryman: {problem}", file=sys.stderr)
     return 1 if report.problems else 0
+
+
+def run_promote(config: Config, args: argparse.Namespace) -> int:
+    """`ferryman promote SERVICE --dry-run`: the manifests on stdout, warnings on stderr."""
+    from backends.promote.plan import (
+        ComposeSource,
+        PromoteError,
+        checklist_summary,
+        find_source,
+        make_plan,
+        manifests_yaml,
+        warnings_text,
+    )
+
+    if not args.dry_run and not args.yes:
+        print("ferryman: promote changes the cluster and stops the Compose service: add --yes to go ahead, "
+              "or --dry-run to see what it would apply", file=sys.stderr)
+        return 2
+
+    async def plan():  # noqa: ANN202
+        if args.files or args.project_directory:
+            # As Compose does: relative paths start at the first file's directory.
+            files = [f.resolve() for f in args.files or []]
+            first_dir = files[0].parent if files else Path.cwd()
+            source = ComposeSource(files or None, args.project_directory or first_dir, args.project_name)
+        else:
+            found = await asyncio.to_thread(find_source, args.service, args.project_name,
+                                            docker_host=config.docker.host)
+            source = found or ComposeSource(None, Path.cwd(), args.project_name)
+        return await make_plan(args.service, source, namespace=args.target_namespace, image=args.image)
+
+    try:
+        result = asyncio.run(plan())
+    except PromoteError as exc:
+        print(f"ferryman: {exc}", file=sys.stderr)
+        return 1
+    for line in warnings_text(result):
+        print(line, file=sys.stderr)
+    print(checklist_summary(result.translation.checklist), file=sys.stderr)
+    if args.dry_run:
+        print(manifests_yaml(result), end="")
+        return 0
+    print("ferryman: promote --yes is not available from the command line yet; use --dry-run "
+          "and apply the manifests, or p in the TUI", file=sys.stderr)
+    return 2
 
 
 def run_tui(config: Config, *, readonly: bool | None, config_path: Path | None = None) -> int:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 ACTION_NAMES = {"restart": Action.RESTART, "stop": Action.STOP, "start": Action.START, "delete": Action.DELETE}
 
 # Binding actions that change the world: hidden in --readonly.
-MUTATING = {"instances", "scale", "scale_dialog", "rollout_restart", "restart_service"}
+MUTATING = {"instances", "scale", "scale_dialog", "rollout_restart", "restart_service", "promote"}
 
 INSPECT_BINDINGS = [
     Binding("y", "inspect('yaml')", "YAML", id="yaml"),
@@ -196,7 +196,15 @@ class WorkloadsView(InstancesView, ScalingView):
         Binding("r", "restart_service", "Restart", id="restart"),
         *ScalingView.SCALE_BINDINGS,
         Binding("h", "health", "Health", id="health"),
+        Binding("p", "promote", "Promote", id="promote"),
     ]
+
+    def action_promote(self) -> None:
+        service: LogicalService | None = self.selected
+        if service is None or service.compose is None:
+            self.app.notify("Only a Compose service can be promoted.", severity="warning")
+            return
+        self.app.open_promote_preview(service.compose.key, self.store.instances_of(service.compose.id))
 
     def action_health(self) -> None:
         service: LogicalService | None = self.selected
@@ -219,6 +227,9 @@ class WorkloadsView(InstancesView, ScalingView):
                 return None  # stop/start are Compose's; a k3s service scales instead
             # They act on the Compose side only (action_instances), so its pods do not count.
             return ActionsView.check_action(self, action, parameters)
+        if action == "promote" and service is not None and service.compose is None:
+            allowed = super().check_action(action, parameters)
+            return None if allowed else allowed  # a k3s-only row has nothing to promote
         if action in ("scale", "scale_dialog") and service is not None and service.k3s is None:
             allowed = super().check_action(action, parameters)
             return None if allowed else allowed  # scaling is the Kubernetes side's: dimmed
