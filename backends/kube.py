@@ -1497,6 +1497,141 @@ class KubeAdapter(Adapter):
         ]
         return describe_object(obj, events, now=datetime.now(UTC))
 
+    # ---- objects by manifest: server-side apply, get, delete, list (promotion) -----------------
+
+    async def apply(
+        self, objects: Sequence[Mapping[str, Any]], field_manager: str = "ferryman", *, force: bool = True,
+    ) -> list[Applied]:
+        """Server-side apply each manifest, in order, as `field_manager`: created when
+        missing, merged when present, the fields recorded as that manager's. kr8s has no
+        apply (its patch() sends JSON or merge patches only), so this is a raw PATCH with
+        ``application/apply-patch+yaml``. `force` takes over fields another manager set
+        (a `kubectl scale` of the replicas, say): the manifests are what the user asked for.
+
+        Raises ApplyRejected at the first manifest the API server refuses, in its words,
+        carrying what was applied before it (so that the caller can undo exactly that)."""
+        idents = [ObjectId.of(manifest) for manifest in objects]  # all well-formed before any is applied
+        api = await self._api_for_actions()
+        applied: list[Applied] = []
+        for ident, manifest in zip(idents, objects):
+            try:
+                info = await self._kind_info(api, ident.api_version, ident.kind)
+                if info.namespaced and not ident.namespace:
+                    raise ActionError(f"{ident.kind} {ident.name} has no namespace")
+                # JSON is YAML: no second serialiser, and no YAML surprises ("no" → false).
+                code, obj = await self._call(
+                    api, "PATCH", info.version, f"{info.plural}/{ident.name}",
+                    ident.namespace if info.namespaced else None, what=f"apply {ident}",
+                    params={"fieldManager": field_manager, "force": "true" if force else "false"},
+                    headers={"Content-Type": "application/apply-patch+yaml"},
+                    content=json.dumps(manifest),
+                )
+            except ActionError as exc:
+                # The server's own words, when it was the server that said no (not a
+                # connection that broke on the way).
+                by_server = isinstance(exc.__cause__, kr8s.ServerError)
+                reason = server_message(exc.__cause__) if by_server and exc.__cause__ else str(exc)
+                raise ApplyRejected(str(exc), ident, applied, reason=reason, by_server=by_server) from exc
+            applied.append(Applied(ident, code == HTTPStatus.CREATED, obj))
+        return applied
+
+    async def get_object(self, ident: ObjectId) -> dict | None:
+        """The object as the API server has it; None when it does not exist."""
+        api = await self._api_for_actions()
+        info = await self._kind_info(api, ident.api_version, ident.kind)
+        try:
+            _, obj = await self._call(api, "GET", info.version, f"{info.plural}/{ident.name}",
+                                      ident.namespace if info.namespaced else None, what=f"get {ident}")
+        except _NotFound:
+            return None
+        obj.setdefault("apiVersion", ident.api_version)
+        obj.setdefault("kind", ident.kind)
+        return obj
+
+    async def delete_object(self, ident: ObjectId, *, managed_by: str | None = None) -> bool:
+        """Delete one object (its dependents go by the garbage collector, in the background).
+        False when it was already gone. With `managed_by`, the object is read first and an
+        object whose ``app.kubernetes.io/managed-by`` label says otherwise is refused (an
+        ActionError), not deleted; the delete then carries that object's uid as a
+        precondition, so that an object someone re-created in between is left alone."""
+        api = await self._api_for_actions()
+        info = await self._kind_info(api, ident.api_version, ident.kind)
+        namespace = ident.namespace if info.namespaced else None
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if managed_by is not None:
+            current = await self.get_object(ident)
+            if current is None:
+                return False
+            labels = (current.get("metadata") or {}).get("labels") or {}
+            if labels.get(MANAGED_BY_LABEL) != managed_by:
+                raise ActionError(f"{ident} is not managed by {managed_by} (label {MANAGED_BY_LABEL}="
+                                  f"{labels.get(MANAGED_BY_LABEL, '<none>')}): not deleted")
+            uid = (current.get("metadata") or {}).get("uid")
+            if uid:
+                body["preconditions"] = {"uid": uid}
+        try:
+            await self._call(api, "DELETE", info.version, f"{info.plural}/{ident.name}", namespace,
+                             what=f"delete {ident}", content=json.dumps(body),
+                             headers={"Content-Type": "application/json"})
+        except _NotFound:
+            return False
+        return True
+
+    async def list_managed(
+        self, kind: str = "Deployment", api_version: str = "apps/v1", namespace: str | None = None, *,
+        managed_by: str = "ferryman",
+    ) -> list[dict]:
+        """Objects of one kind labelled ``app.kubernetes.io/managed-by=<managed_by>``, in
+        `namespace` (None: all namespaces), with their annotations: where promotion state
+        lives (the store's specs do not carry annotations)."""
+        api = await self._api_for_actions()
+        info = await self._kind_info(api, api_version, kind)
+        params = {"labelSelector": f"{MANAGED_BY_LABEL}={managed_by}", "limit": str(_LIST_PAGE)}
+        found: list[dict] = []
+        while True:
+            _, page = await self._call(api, "GET", info.version, info.plural,
+                                       namespace if info.namespaced else None, what=f"list {info.plural}",
+                                       params=params)
+            for item in page.get("items") or []:
+                # List items omit kind and apiVersion.
+                found.append({"apiVersion": api_version, "kind": kind, **item})
+            more = (page.get("metadata") or {}).get("continue")
+            if not more:
+                return found
+            params = {**params, "continue": more}
+
+    async def _kind_info(self, api: kr8s.asyncio.Api, api_version: str, kind: str) -> KindInfo:
+        """Where a kind is served: the common kinds from a table (no discovery round trip),
+        any other one (a CRD a manifest names) by asking the server."""
+        known = _KNOWN_KINDS.get((api_version, kind))
+        if known is not None:
+            return known
+        group = api_version.rpartition("/")[0]
+        try:
+            async with self._action_lock:  # discovery is a request too (see _request)
+                _, plural, namespaced = await api.lookup_kind(f"{kind.lower()}.{group}" if group else kind.lower())
+        except ValueError as exc:
+            raise ActionError(f"the cluster does not serve {api_version} {kind}") from exc
+        except (kr8s.ServerError, kr8s.APITimeoutError, httpx.HTTPError) as exc:
+            raise ActionError(f"look up {kind}: {describe_kube_error(self._server(), exc)}") from exc
+        return KindInfo(api_version, plural, namespaced)
+
+    async def _call(
+        self, api: kr8s.asyncio.Api, method: str, version: str, url: str, namespace: str | None = None, *,
+        what: str, **kwargs: Any,
+    ) -> tuple[int, dict]:
+        """`_request`, with the HTTP status too (apply says 201 when it created the object)."""
+        try:
+            async with self._action_lock, api.call_api(
+                method, version=version, url=url, namespace=namespace, timeout=self._api_timeout, **kwargs
+            ) as response:
+                return response.status_code, (response.json() if response.content else {})
+        except kr8s.ServerError as exc:
+            error = _NotFound if http_status(exc) == 404 else ActionError
+            raise error(f"{what}: {server_message(exc)}") from exc
+        except (kr8s.APITimeoutError, httpx.HTTPError, OSError) as exc:
+            raise ActionError(f"{what}: {describe_kube_error(self._server(), exc)}") from exc
+
     async def _workload_kind(self, api: kr8s.asyncio.Api, workload: WorkloadKey) -> WatchedKind:
         mirror = self._mirror
         spec = mirror.spec(workload) if mirror is not None else None
@@ -1883,6 +2018,89 @@ async def _close_api(api: kr8s.asyncio.Api) -> None:
     if session is not None:
         with contextlib.suppress(Exception):
             await session.aclose()
+
+
+# ---- objects by manifest (promotion) -----------------------------------------------------------
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    version: str  # as call_api wants it: "v1" (core) or "apps/v1"
+    plural: str
+    namespaced: bool = True
+
+
+_KNOWN_KINDS: dict[tuple[str, str], KindInfo] = {
+    (version, kind): KindInfo(version, plural, namespaced)
+    for version, kind, plural, namespaced in (
+        ("v1", "Pod", "pods", True),
+        ("v1", "Service", "services", True),
+        ("v1", "ConfigMap", "configmaps", True),
+        ("v1", "Secret", "secrets", True),
+        ("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True),
+        ("v1", "ServiceAccount", "serviceaccounts", True),
+        ("v1", "Namespace", "namespaces", False),
+        ("apps/v1", "Deployment", "deployments", True),
+        ("apps/v1", "StatefulSet", "statefulsets", True),
+        ("apps/v1", "DaemonSet", "daemonsets", True),
+        ("apps/v1", "ReplicaSet", "replicasets", True),
+        ("batch/v1", "Job", "jobs", True),
+        ("batch/v1", "CronJob", "cronjobs", True),
+        ("networking.k8s.io/v1", "Ingress", "ingresses", True),
+        ("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True),
+        ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
+    )
+}
+_CLUSTER_SCOPED = frozenset(kind for (_, kind), info in _KNOWN_KINDS.items() if not info.namespaced)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectId:
+    """Names one Kubernetes object by what a manifest says: apiVersion, kind, namespace, name."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Mapping[str, Any]) -> ObjectId:
+        meta = manifest.get("metadata") or {}
+        kind = str(manifest.get("kind") or "")
+        name = str(meta.get("name") or "")
+        if not kind or not name or not manifest.get("apiVersion"):
+            raise ActionError(f"a manifest needs apiVersion, kind and metadata.name (got {kind or '?'} {name or '?'})")
+        namespace = None if kind in _CLUSTER_SCOPED else (str(meta["namespace"]) if meta.get("namespace") else None)
+        return cls(str(manifest["apiVersion"]), kind, namespace, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One object after a server-side apply: whether that apply created it, and the
+    object as the server answered (managedFields included)."""
+
+    id: ObjectId
+    created: bool
+    object: dict
+
+
+class ApplyRejected(ActionError):
+    """Applying `failed` did not work: the API server refused it (`by_server`, and
+    `reason` is its message) or it could not be asked. `applied` are the objects applied
+    before it, in order."""
+
+    def __init__(self, message: str, failed: ObjectId, applied: list[Applied], *, reason: str = "",
+                 by_server: bool = False) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.applied = applied
+        self.reason = reason or message
+        self.by_server = by_server
 
 
 class _NotFound(ActionError):
