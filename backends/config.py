@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -238,6 +238,18 @@ class ForwardsConfig(_Section):
         return sets
 
 
+class PromoteConfig(_Section):
+    # How the service's image reaches the cluster: none (the cluster can pull it), k3s
+    # (`docker save | k3s ctr images import -`), k3d (`k3d image import`), registry (push).
+    delivery: Literal["none", "k3s", "k3d", "registry"] = "none"
+    k3d_cluster: NonEmptyStr | None = None  # delivery k3d: the cluster's name
+    registry: NonEmptyStr | None = None  # delivery registry: "localhost:5000", "ghcr.io/me"
+    # The program that runs `k3s ctr`, as an argument list: ["sudo", "k3s"] where it needs root.
+    k3s_command: list[NonEmptyStr] = Field(default_factory=lambda: ["k3s"])
+    # How long the new pods may take to become ready before the promotion is rolled back.
+    rollout_timeout_seconds: float = Field(default=180.0, gt=0, allow_inf_nan=False)
+
+
 class Config(_Section):
     """The whole configuration; `Config()` equals the shipped defaults."""
 
@@ -247,6 +259,7 @@ class Config(_Section):
     logs: LogsConfig = LogsConfig()
     health: HealthConfig = HealthConfig()
     forwards: ForwardsConfig = ForwardsConfig()
+    promote: PromoteConfig = PromoteConfig()
     ui: UiConfig = UiConfig()
     # binding id -> "key" or "key1,key2"; the UI validates the ids, it knows them.
     keymap: dict[NonEmptyStr, NonEmptyStr] = Field(default_factory=dict)

@@ -286,7 +286,7 @@ UI_KEYS = "theme, readonly, default_view, uptime_refresh_seconds"
         ("ui:\n  zzz: 1\n", f"config.yaml:2: ui.zzz: unknown key (expected one of: {UI_KEYS})"),
         ("docker:\n  zzz: 1\n", "config.yaml:2: docker.zzz: unknown key (expected one of: host)"),
         # Sections not implemented yet are refused, not silently ignored.
-        ("compose:\n  files: []\n", "config.yaml:1: compose: unknown key (expected one of: docker, kubernetes, hybrid, logs, health, forwards, ui, keymap)"),
+        ("compose:\n  files: []\n", "config.yaml:1: compose: unknown key (expected one of: docker, kubernetes, hybrid, logs, health, forwards, promote, ui, keymap)"),
         ("ui:\n  key_echo: true\n", f"config.yaml:2: ui.key_echo: unknown key (expected one of: {UI_KEYS})"),
     ],
 )
@@ -304,7 +304,7 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, text: str, kind: str, line:
     path = write(tmp_path, text)
     assert error_of(path) == (
         f"{path}:{line}: the top level must be a mapping of sections "
-        f"(docker, kubernetes, hybrid, logs, health, forwards, ui, keymap), not {kind}"
+        f"(docker, kubernetes, hybrid, logs, health, forwards, promote, ui, keymap), not {kind}"
     )
 
 

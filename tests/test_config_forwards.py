@@ -26,7 +26,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_shipped_example_is_valid() -> None:
-    section = default_config_text().split("\nforwards:\n", 1)[1].split("\nui:\n", 1)[0]
+    section = default_config_text().split("\nforwards:\n", 1)[1].split("\npromote:\n", 1)[0]
     example = [line.split("#", 1)[1][1:] for line in section.splitlines() if line.strip().startswith("#   ")]
     parsed = yaml.safe_load("\n".join(example))
     forwards = ForwardsConfig.model_validate(parsed)

@@ -10,6 +10,7 @@ import yaml
 
 from tests.support.dockerenv import httpd_service
 from tests.test_cli import ferryman
+from tests.test_promote_pipeline import pod_server  # noqa: F401 - a fixture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compose"
 
@@ -64,3 +65,43 @@ def test_the_compose_files_of_a_running_service_are_found_from_its_labels(compos
     deployment = next(d for d in documents(done.stdout) if d["kind"] == "Deployment")
     assert deployment["metadata"]["namespace"] == project.name
     assert deployment["metadata"]["annotations"]["ferryman.io/compose-project"] == project.name
+
+
+def test_yes_needs_both_worlds_connected(tmp_path: Path):
+    done = ferryman("promote", "web", "-f", str(FIXTURES / "webapp" / "docker-compose.yml"), "--yes",
+                    "--kubeconfig", str(tmp_path / "missing"), "--timeout", "3")
+    assert done.returncode == 1
+    assert "Docker and Kubernetes must both be connected to promote" in done.stderr
+
+
+@pytest.mark.docker
+async def test_yes_promotes_headless_and_keeps_the_port_answering_until_ctrl_c(compose_project, kube, pod_server):  # noqa: F811
+    import asyncio
+    import signal
+    import subprocess
+
+    from backends.promote.names import kube_name
+    from tests.test_cli import FERRYMAN
+    from tests.test_promote_pipeline import COMPOSE_PAGE, POD_PAGE, eventually_answers, free_port
+
+    port = free_port()
+    project = compose_project({"web": httpd_service(port, stop_grace_period="1s")})
+    await eventually_answers(port, COMPOSE_PAGE, "Compose's web")
+    namespace = kube_name(project.name)
+    proc = subprocess.Popen([FERRYMAN, "promote", "web", "-p", project.name, "--yes", "--kubeconfig",
+                             str(kube.kubeconfig)], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if kube.get_object("deployments", namespace, "web") is not None or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        kube.add_pod(namespace, "web-5d8f7-abcde", owner="web", phase="Running", ready=True)
+        kube.set_portforward_target(namespace, "web-5d8f7-abcde", 8080, *pod_server)
+        await eventually_answers(port, POD_PAGE, "localhost:PORT answering from the pod")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "rollout: done" in err and "forwarding http://localhost:" in err, err
+    assert kube.get_object("deployments", namespace, "web")["metadata"]["labels"][
+        "app.kubernetes.io/managed-by"] == "ferryman"

@@ -42,9 +42,10 @@ from backends.rows import utcnow
 from backends.store import Change, Store
 from tui.commands import Command, CommandRegistry
 from tui.registry import SWITCHES, VIEWS, ViewSpec, view_spec
-from tui.screens import ConfirmScreen, HelpScreen, NameScreen
+from tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, NameScreen
 from tui.widgets.forward_dialog import ForwardScreen
 from tui.widgets.promote_preview import PromotePreviewScreen
+from tui.widgets.promote_progress import PromoteProgressScreen
 from tui.widgets.health_pane import HealthScreen
 from tui.views.kube import DeploymentsView
 from tui.views.table import ResourceView
@@ -111,6 +112,7 @@ class FerrymanApp(App[None]):
         hub.store.health_log.clock = clock  # the history's times and the views' "now" agree
         # Where "save these forwards" writes (beside the config file in use).
         self.forwards_file = forwards_file or forwards_path(user_config_path())
+        self._promotions_restored = False
         self.clock = clock  # ages and uptimes are relative to this (fixed in snapshot tests)
         self.config = config or Config()
         self.readonly = self.config.ui.readonly if readonly is None else readonly
@@ -186,6 +188,10 @@ class FerrymanApp(App[None]):
     def _store_changed(self, change: Change) -> None:
         if change.status is not None:
             self._show_status(change.status)
+            if (change.status.source == Source.K3S and change.status.state == ConnState.CONNECTED
+                    and not self._promotions_restored):
+                self._promotions_restored = True
+                self.run_worker(self._restore_promotions(), group="forwards", exit_on_error=False)
         if change.services or change.services_removed:
             self.query_one(Crumbs).set_health(summarize(self.hub.store.services.values()))
         for view in self._stack:
@@ -499,15 +505,85 @@ class FerrymanApp(App[None]):
 
     def open_promote_preview(self, workload: WorkloadKey, instances: Sequence[Instance]) -> None:
         """`p`: the promotion preview of a Compose service, planned from its containers'
-        compose files (resolved by the compose CLI, off the event loop)."""
+        compose files (resolved by the compose CLI, off the event loop); `a` there
+        promotes, after a confirm."""
         from backends.promote.plan import ComposeSource, make_plan, preview_text, source_of_instances
 
-        async def make_text() -> str:
+        async def plan():  # noqa: ANN202
             source = source_of_instances(instances) or ComposeSource(None, Path.cwd(), workload.group)
-            plan = await make_plan(workload.name, source, namespace=self._promote_namespace(workload))
-            return preview_text(plan)
+            return await make_plan(workload.name, source, namespace=self._promote_namespace(workload))
 
-        self.push_screen(PromotePreviewScreen(f"Promote {workload} → k3s — preview", make_text))
+        apply = None if self.readonly else self._confirm_promotion
+        self.push_screen(PromotePreviewScreen(f"Promote {workload} → k3s — preview", plan, preview_text, apply))
+
+    def _confirm_promotion(self, plan: Any) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_promotion(plan)
+
+        ports = ", ".join(f"localhost:{p.host_port}" for p in plan.translation.host_ports) or "no host port"
+        self.push_screen(ConfirmScreen(
+            f"Promote {plan.project}/{plan.service} to namespace {plan.namespace}? Compose keeps running until "
+            f"the pods are ready; then it stops and {ports} is forwarded to the cluster."), answered)
+
+    def _run_promotion(self, plan: Any) -> None:
+        from backends.model import Source as _Source
+        from backends.promote.deliver import DeliverySettings
+        from backends.promote.pipeline import PromotionPlan, Step, promote
+
+        settings = self.config.promote
+        delivery = DeliverySettings(settings.delivery, cluster=settings.k3d_cluster, registry=settings.registry,
+                                    k3s_command=tuple(settings.k3s_command))
+        workload = WorkloadKey(_Source.COMPOSE, plan.project, plan.service)
+        pipeline_plan = PromotionPlan(workload, plan.namespace, plan.translation.objects, delivery=delivery)
+
+        async def run(report: Callable[..., object]) -> str:
+            result = await promote(self.hub, pipeline_plan, timeout=settings.rollout_timeout_seconds,
+                                   on_progress=report)
+            urls = ", ".join(pf.spec.url for pf in result.forwards) or "no forwards"
+            return f"{workload} runs in k3s namespace {plan.namespace}; {urls} answers from the cluster"
+
+        def closed(succeeded: bool | None) -> None:
+            # Done: back to the table, where the row has moved to k3s. Failed: back to
+            # the preview, to read it again.
+            if succeeded and isinstance(self.screen, PromotePreviewScreen):
+                self.pop_screen()
+
+        steps = [Step.CHECK, Step.DELIVER, Step.APPLY, Step.ROLLOUT, Step.STOP_COMPOSE, Step.FORWARD, Step.RECORD]
+        self.push_screen(PromoteProgressScreen(f"Promoting {workload} → k3s {plan.namespace}", steps, run), closed)
+
+    def request_demote(self, workload: WorkloadKey) -> None:
+        """shift-p: bring a promoted service back to Compose; the user picks what happens
+        to the cluster's copy (scaled to 0, kept for later, or deleted)."""
+        from backends.promote.pipeline import Step, demote
+
+        def chosen(mode: str | None) -> None:
+            if mode is None:
+                return
+
+            async def run(report: Callable[..., object]) -> str:
+                await demote(self.hub, workload, mode=mode, on_progress=report)
+                return f"{workload} runs in Compose again; the cluster's copy was " + (
+                    "scaled to 0" if mode == "scale-to-zero" else "deleted")
+
+            last = Step.SCALE_DOWN if mode == "scale-to-zero" else Step.DELETE
+            steps = [Step.STOP_FORWARDS, Step.START_COMPOSE, Step.REMOVE_FORWARDS, last, Step.RECORD]
+            self.push_screen(PromoteProgressScreen(f"Demoting {workload} → Compose", steps, run))
+
+        self.push_screen(ChoiceScreen(
+            f"Demote {workload}: start it in Compose again, stop its forward, and in the cluster…",
+            [("s", "scale-to-zero", "scale the Deployment to 0 (keep it for the next promotion)"),
+             ("d", "delete", "delete Ferryman's objects (only those labelled managed-by ferryman)")]), chosen)
+
+    async def _restore_promotions(self) -> None:
+        """Once k3s is connected: the forwards of promoted services, so their old
+        localhost ports answer again after a restart of Ferryman."""
+        from backends.promote.state import restore_forwards
+
+        restored = await restore_forwards(self.hub)
+        for spec, reason in restored.failed:
+            self.notify(f"{spec.url} → {spec.target} not restored: {reason}", title="Promote", severity="warning",
+                        timeout=15)
 
     def _promote_namespace(self, workload: WorkloadKey) -> str | None:
         """The namespace shown (`-n`/`:ns`), else the project's own (make_plan's default)."""

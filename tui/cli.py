@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--image", metavar="REF", help="image to run instead of the service's (already delivered)")
     promote.add_argument("--dry-run", action="store_true", help="print the manifests (YAML) and the warnings; change nothing")
     promote.add_argument("--yes", action="store_true", help="promote without asking")
+    promote.add_argument("--timeout", type=float, default=30.0,
+                         help="seconds to wait for Docker and Kubernetes to connect (default 30)")
     add_connection_flags(promote, argparse.SUPPRESS)
     return parser
 
@@ -139,20 +142,67 @@ def run_promote(config: Config, args: argparse.Namespace) -> int:
             source = found or ComposeSource(None, Path.cwd(), args.project_name)
         return await make_plan(args.service, source, namespace=args.target_namespace, image=args.image)
 
+    async def run() -> int:
+        result = await plan()
+        for line in warnings_text(result):
+            print(line, file=sys.stderr)
+        print(checklist_summary(result.translation.checklist), file=sys.stderr)
+        if args.dry_run:
+            print(manifests_yaml(result), end="")
+            return 0
+        return await promote_now(config, result, timeout=args.timeout)
+
     try:
-        result = asyncio.run(plan())
+        return asyncio.run(run())
     except PromoteError as exc:
         print(f"ferryman: {exc}", file=sys.stderr)
         return 1
-    for line in warnings_text(result):
-        print(line, file=sys.stderr)
-    print(checklist_summary(result.translation.checklist), file=sys.stderr)
-    if args.dry_run:
-        print(manifests_yaml(result), end="")
+    except KeyboardInterrupt:
+        # The pipeline undid its work before the interrupt got here.
+        print("ferryman: interrupted; nothing was left half-done", file=sys.stderr)
+        return 130
+
+
+async def promote_now(config: Config, plan, *, timeout: float) -> int:  # noqa: ANN001 - a promote.plan.Plan
+    """`promote --yes`: the same pipeline as `p` in the TUI, with a hub of our own (the
+    forwards it starts live as long as this process: it stays in the foreground, like
+    `kubectl port-forward`, until Ctrl-C, which stops them)."""
+    from backends.headless import build_hub
+    from backends.model import ConnState, Source, WorkloadKey
+    from backends.promote.deliver import DeliverySettings
+    from backends.promote.pipeline import PromotionPlan, promote
+
+    hub = build_hub(config)
+    runner = asyncio.create_task(hub.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all((s := hub.store.status.get(src)) is not None and s.state == ConnState.CONNECTED
+                      for src in (Source.COMPOSE, Source.K3S)):
+            if asyncio.get_running_loop().time() > deadline or runner.done():
+                said = "; ".join(s.message or str(s.state) for s in hub.store.status.values())
+                print(f"ferryman: Docker and Kubernetes must both be connected to promote ({said})", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.1)
+        settings = config.promote
+        delivery = DeliverySettings(settings.delivery, cluster=settings.k3d_cluster, registry=settings.registry,
+                                    k3s_command=tuple(settings.k3s_command))
+        workload = WorkloadKey(Source.COMPOSE, plan.project, plan.service)
+        pipeline_plan = PromotionPlan(workload, plan.namespace, plan.translation.objects, delivery=delivery)
+        result = await promote(hub, pipeline_plan, timeout=settings.rollout_timeout_seconds,
+                               on_progress=lambda p: print(f"{p.step}: {p.state}" + (f" — {p.detail}" if p.detail
+                                                                                    else ""), file=sys.stderr))
+        urls = ", ".join(pf.spec.url for pf in result.forwards)
+        print(f"ferryman: {workload} promoted to namespace {plan.namespace}", file=sys.stderr)
+        if not result.forwards:
+            return 0
+        print(f"ferryman: forwarding {urls} to the cluster; Ctrl-C stops the forwards "
+              "(`ferryman` restores them when it starts)", file=sys.stderr)
+        await asyncio.Event().wait()
         return 0
-    print("ferryman: promote --yes is not available from the command line yet; use --dry-run "
-          "and apply the manifests, or p in the TUI", file=sys.stderr)
-    return 2
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
 
 
 def run_tui(config: Config, *, readonly: bool | None, config_path: Path | None = None) -> int:

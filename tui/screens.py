@@ -103,3 +103,34 @@ class NameScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each on a key: dismisses with the chosen value, or
+    None on Esc."""
+
+    DEFAULT_CSS = """
+    ChoiceScreen { align: center middle; }
+    ChoiceScreen #choice { width: 90; height: auto; border: round $accent; background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, question: str, choices: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self._question = question
+        self._choices = {key: value for key, value, _ in choices}
+        self._lines = [f"{key}: {label}" for key, _, label in choices]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="choice"):
+            yield Static(self._question, markup=False)
+            for line in self._lines:
+                yield Static(f"  {line}", markup=False)
+            yield Static("Esc: cancel", classes="hint")
+
+    def on_key(self, event) -> None:  # noqa: ANN001 - a Textual Key event
+        if event.key in self._choices:
+            event.stop()
+            self.dismiss(self._choices[event.key])
+        elif event.key == "escape":
+            event.stop()
+            self.dismiss(None)

@@ -33,6 +33,7 @@ from tests.support.dockerenv import TEST_IMAGE, ComposeProject, ensure_test_imag
 from tests.support.kube_emulator import KubeEmulator
 from tui.app import FerrymanApp
 from tui.widgets.forward_dialog import ForwardScreen
+from tui.widgets.promote_preview import PromotePreviewScreen
 
 OUT = Path(__file__).resolve().parents[2] / "screenshots"
 SIZE = (150, 26)
@@ -147,6 +148,14 @@ async def shoot() -> None:
             await pilot.press("enter")  # api: its failing healthcheck runs, in the pane
             await until(pilot, lambda: "healthcheck runs" in getattr(app.screen, "text", ""))
             app.save_screenshot("health-pane.svg", str(OUT))
+            await pilot.press("escape", "colon", *"wk", "enter")
+            await until(pilot, lambda: app.current_view.kind.name == "workloads")
+            view = app.current_view
+            view.table.move_cursor(row=view.shown_keys.index("name:api"))
+            await pilot.press("p")  # api: the promotion preview, resolved by the compose CLI
+            await until(pilot, lambda: isinstance(app.screen, PromotePreviewScreen) and app.screen.plan is not None
+                        and "kind: Deployment" in app.screen.text)
+            app.save_screenshot("promote-preview.svg", str(OUT))
             await pilot.press("escape", "colon", *"deploy", "enter")
             await until(pilot, lambda: app.current_view.kind.name == "deployments")
             view = app.current_view

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 ACTION_NAMES = {"restart": Action.RESTART, "stop": Action.STOP, "start": Action.START, "delete": Action.DELETE}
 
 # Binding actions that change the world: hidden in --readonly.
-MUTATING = {"instances", "scale", "scale_dialog", "rollout_restart", "restart_service", "promote"}
+MUTATING = {"instances", "scale", "scale_dialog", "rollout_restart", "restart_service", "promote", "demote"}
 
 INSPECT_BINDINGS = [
     Binding("y", "inspect('yaml')", "YAML", id="yaml"),
@@ -197,7 +197,16 @@ class WorkloadsView(InstancesView, ScalingView):
         *ScalingView.SCALE_BINDINGS,
         Binding("h", "health", "Health", id="health"),
         Binding("p", "promote", "Promote", id="promote"),
+        Binding("P", "demote", "Demote", id="demote"),
     ]
+
+    def action_demote(self) -> None:
+        service: LogicalService | None = self.selected
+        if service is None or service.k3s is None or service.compose is None:
+            self.app.notify("Demote brings a promoted service (in k3s, with its Compose side) back to Compose.",
+                            severity="warning")
+            return
+        self.app.request_demote(service.compose.key)
 
     def action_promote(self) -> None:
         service: LogicalService | None = self.selected
@@ -227,6 +236,9 @@ class WorkloadsView(InstancesView, ScalingView):
                 return None  # stop/start are Compose's; a k3s service scales instead
             # They act on the Compose side only (action_instances), so its pods do not count.
             return ActionsView.check_action(self, action, parameters)
+        if action == "demote" and service is not None and (service.k3s is None or service.compose is None):
+            allowed = super().check_action(action, parameters)
+            return None if allowed else allowed  # nothing promoted to bring back
         if action == "promote" and service is not None and service.compose is None:
             allowed = super().check_action(action, parameters)
             return None if allowed else allowed  # a k3s-only row has nothing to promote
