@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from backends.adapter import Action, ActionError, Adapter, ObjectRef
 from backends.forwards import ApiUnreachable, ForwardManager, PortOpener, PortStream
@@ -125,6 +125,17 @@ class Hub:
 
     async def describe(self, ref: ObjectRef) -> str:
         return await self._adapter(ref.source, str(ref)).describe(ref)
+
+    async def live_object(self, manifest: Mapping[str, Any]) -> dict | None:
+        """The object `manifest` names, as the cluster has it now (None: it does not exist).
+        For the promotion preview's diff; ActionError without a cluster."""
+        from backends.kube import ObjectId
+
+        adapter = self.adapters.get(Source.K3S)
+        get_object = getattr(adapter, "get_object", None)
+        if get_object is None:
+            raise ActionError("Kubernetes is not connected")
+        return await get_object(ObjectId.of(manifest))
 
     @contextlib.asynccontextmanager
     async def open_port(self, namespace: str, pod: str, port: int) -> AsyncIterator[PortStream]:

@@ -105,3 +105,27 @@ async def test_yes_promotes_headless_and_keeps_the_port_answering_until_ctrl_c(c
     assert "rollout: done" in err and "forwarding http://localhost:" in err, err
     assert kube.get_object("deployments", namespace, "web")["metadata"]["labels"][
         "app.kubernetes.io/managed-by"] == "ferryman"
+
+
+def test_the_preview_diff_says_new_unchanged_changed_and_someone_elses():
+    from backends.promote.plan import diff_objects
+
+    def deploy(replicas: int, managed: str | None = "ferryman", image: str = "web:1") -> dict:
+        labels = {"app": "web"} | ({"app.kubernetes.io/managed-by": managed} if managed else {})
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop", "labels": labels},
+                "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}}}
+
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-env", "namespace": "shop"},
+              "data": {"TOKEN": "czNjcjN0"}}
+    live = deploy(0) | {"status": {"readyReplicas": 0}}
+    live["metadata"] |= {"uid": "u-1", "resourceVersion": "42", "managedFields": [{"manager": "ferryman"}]}
+    text = diff_objects([secret, deploy(1, image="web:2")], [None, live])
+    assert "+ Secret shop/web-env: new" in text
+    assert "~ Deployment shop/web: changes" in text
+    assert "-    replicas: 0" in text.replace("  -", "-") or "-  replicas: 0" in text
+    assert "web:2" in text and "uid" not in text and "readyReplicas" not in text
+    assert "czNjcjN0" not in text  # secret values are masked in the preview
+    assert diff_objects([deploy(1)], [deploy(1)]) == "= Deployment shop/web: unchanged"
+    assert diff_objects([deploy(1)], [deploy(1, managed=None)]).startswith(
+        "! Deployment shop/web: exists and is not managed by Ferryman")

@@ -134,6 +134,9 @@ async def test_none_leaves_the_image_alone(docker_client) -> None:
     assert delivered.strategy == Strategy.NONE
     assert delivered.image_id == local_id(TEST_IMAGE)
     assert repo_tags(TEST_IMAGE) == tags_before
+    # The test image was built here (no registry digest): said, not refused (a k3s run
+    # with --docker shares this engine's images).
+    assert "only built on this machine" in delivered.detail and "set promote.delivery" in delivered.detail
     # A mutable tag is pulled as Kubernetes would (the user says it is pullable).
     assert (await deliver(DeliverySettings("none"), "nowhere/app")).pull_policy == "Always"
 

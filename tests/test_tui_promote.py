@@ -125,6 +125,17 @@ async def test_p_a_y_promotes_with_progress_and_shift_p_brings_it_back(
         await eventually_answers(port, COMPOSE_PAGE, "Compose answering on its port again")
         assert kube.get_object("deployments", namespace, "web")["spec"]["replicas"] == 0
         assert WorkloadKey(Source.COMPOSE, project.name, "web").id in hub.store.workloads
+        # Promoting again: the preview says what would change in the cluster (replicas 0 → 1).
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, PromoteProgressScreen), TIMEOUT, "the table")
+        view = app.current_view
+        view.table.move_cursor(row=view.shown_keys.index(key))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromotePreviewScreen) and app.screen.plan is not None
+                       and "kind: Deployment" in app.screen.text, TIMEOUT, "the preview again")
+        text = app.screen.text
+        assert "# Against what the cluster has now:" in text
+        assert f"# ~ Deployment {namespace}/web: changes" in text and "replicas: 1" in text
 
 
 def _compose_running(client, project) -> bool:  # noqa: ANN001

@@ -507,11 +507,12 @@ class FerrymanApp(App[None]):
         """`p`: the promotion preview of a Compose service, planned from its containers'
         compose files (resolved by the compose CLI, off the event loop); `a` there
         promotes, after a confirm."""
-        from backends.promote.plan import ComposeSource, make_plan, preview_text, source_of_instances
+        from backends.promote.plan import ComposeSource, make_plan, preview_text, source_of_instances, with_live_diff
 
         async def plan():  # noqa: ANN202
             source = source_of_instances(instances) or ComposeSource(None, Path.cwd(), workload.group)
-            return await make_plan(workload.name, source, namespace=self._promote_namespace(workload))
+            made = await make_plan(workload.name, source, namespace=self._promote_namespace(workload))
+            return await with_live_diff(made, self.hub.live_object, lambda manifest: manifest)
 
         apply = None if self.readonly else self._confirm_promotion
         self.push_screen(PromotePreviewScreen(f"Promote {workload} → k3s — preview", plan, preview_text, apply))

@@ -302,7 +302,21 @@ async def _as_is(settings: DeliverySettings, source: str) -> Delivered:
     mutable = not name.digest and name.tag in ("", "latest")
     policy = "Always" if mutable else "IfNotPresent"
     detail = f"{source} as is: the cluster pulls it ({policy})"
+    if found and not await _has_registry_digest(settings, source):
+        # Not refused: a k3s started with --docker shares this engine's images. But
+        # anywhere else the pods will sit in ErrImagePull until the rollout times out.
+        detail += ("; it was only built on this machine (no registry digest): unless the cluster shares "
+                   "this Docker engine, set promote.delivery to k3s, k3d or registry")
     return Delivered(source, found or "", source, policy, Strategy.NONE, detail)
+
+
+async def _has_registry_digest(settings: DeliverySettings, source: str) -> bool:
+    """Whether the local image came from (or went to) a registry: `RepoDigests` is empty
+    for an image that was only built here."""
+    with contextlib.suppress(DeliveryError, ValueError):
+        out = await run([*settings.docker_command, "image", "inspect", "--format", "{{json .RepoDigests}}", source])
+        return bool(json.loads(out or b"[]"))
+    return True  # cannot tell: say nothing
 
 
 async def deliver(settings: DeliverySettings, source: str, name_hint: str = "image") -> Delivered:

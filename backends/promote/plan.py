@@ -10,15 +10,19 @@ the current directory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import difflib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from backends.model import Instance, Source
 from backends.promote.model import ChecklistItem, PromoteError, ResolvedService, Status, TranslateOptions, Translation
 from backends.promote.names import kube_name
 from backends.promote.resolve import compose_files_from_labels, resolve_service
 from backends.promote.translate import masked, to_yaml, translate
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
@@ -33,6 +37,7 @@ class Plan:
     resolved: ResolvedService
     namespace: str
     translation: Translation
+    diff: str = ""  # against what the cluster has now (`with_live_diff`); "" when not compared
 
     @property
     def service(self) -> str:
@@ -130,7 +135,79 @@ def warnings_text(plan: Plan) -> list[str]:
     return lines
 
 
-def preview_text(plan: Plan, diff: str = "") -> str:
+# ---- the diff against the cluster -------------------------------------------------------------
+
+# What a server adds to an object, which says nothing about what the promotion changes.
+_SERVER_FIELDS = ("status",)
+_SERVER_METADATA = ("managedFields", "uid", "resourceVersion", "creationTimestamp", "generation",
+                    "selfLink", "ownerReferences", "finalizers")
+_SERVER_ANNOTATIONS = ("deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration")
+
+
+def comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` without what the API server adds (status, uid, managedFields…)."""
+    out = {k: v for k, v in obj.items() if k not in _SERVER_FIELDS}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_METADATA}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k not in _SERVER_ANNOTATIONS and not k.startswith("ferryman.io/state")}
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    out["metadata"] = meta
+    return out
+
+
+def diff_objects(planned: Sequence[Mapping[str, Any]], live: Sequence[Mapping[str, Any] | None]) -> str:
+    """What applying `planned` changes against `live` (the same objects as the cluster has
+    them, None where missing): new objects, objects that are somebody else's (the
+    promotion will refuse), and a unified diff of the fields the plan sets. Secret
+    values are masked on both sides."""
+    lines: list[str] = []
+    for want, have in zip(masked(list(planned)), live, strict=True):
+        meta = want.get("metadata") or {}
+        what = f"{want.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}".replace(" /", " ")
+        if have is None:
+            lines.append(f"+ {what}: new")
+            continue
+        labels = (have.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != "ferryman":
+            lines.append(f"! {what}: exists and is not managed by Ferryman: the promotion will refuse it")
+            continue
+        have_c = masked([comparable(have)])[0]
+        # Only what the plan sets is compared: the server's defaults are not changes.
+        have_c = _only_keys_of(have_c, comparable(want))
+        before = to_yaml([have_c]).splitlines()
+        after = to_yaml([comparable(want)]).splitlines()
+        if before == after:
+            lines.append(f"= {what}: unchanged")
+            continue
+        lines.append(f"~ {what}: changes")
+        lines += [f"  {d}" for d in difflib.unified_diff(before, after, "cluster", "promotion", lineterm="", n=1)
+                  if not d.startswith(("---", "+++"))]
+    return "\n".join(lines)
+
+
+def _only_keys_of(have: Any, want: Any) -> Any:
+    if isinstance(have, dict) and isinstance(want, dict):
+        return {k: _only_keys_of(have[k], want[k]) for k in want if k in have}
+    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
+        return [_only_keys_of(h, w) for h, w in zip(have, want, strict=True)]
+    return have
+
+
+async def with_live_diff(plan: Plan, get_object: Callable[[Any], Awaitable[Mapping[str, Any] | None]],
+                         object_id: Callable[[Mapping[str, Any]], Any]) -> Plan:
+    """The plan with its diff against the cluster (`get_object(object_id(manifest))` for
+    each object); a cluster that cannot be read says so instead."""
+    try:
+        live = [await get_object(object_id(o)) for o in plan.translation.objects]
+    except Exception as exc:  # noqa: BLE001 - the preview shows it; nothing is decided on it
+        return replace(plan, diff=f"? could not read the cluster: {exc}")
+    return replace(plan, diff=diff_objects(plan.translation.objects, live))
+
+
+def preview_text(plan: Plan, diff: str | None = None) -> str:
     """The preview `p` opens: what will happen, the checklist and the warnings as YAML
     comments above the manifests (secret values masked: this is on screen)."""
     t = plan.translation
@@ -142,6 +219,7 @@ def preview_text(plan: Plan, diff: str = "") -> str:
         checklist_summary(t.checklist),
         *warnings_text(plan),
     ]
+    diff = plan.diff if diff is None else diff
     if diff:
         head += ["", "Against what the cluster has now:", *diff.splitlines()]
     comments = "\n".join(f"# {line}".rstrip() for line in head)
@@ -155,6 +233,6 @@ def checklist_summary(items: Sequence[ChecklistItem]) -> str:
 
 __all__ = [
     "ComposeSource", "Plan", "PromoteError", "checklist_summary", "default_namespace", "find_source", "make_plan",
-    "manifests_yaml", "preview_text",
+    "manifests_yaml", "preview_text", "diff_objects", "with_live_diff",
     "source_from_labels", "source_of_instances", "warnings_text",
 ]
