@@ -263,7 +263,14 @@ class LogicalService:
 
     @property
     def location(self) -> str:
+        """Where the service runs. With both sides declared but only one running (a
+        promoted service whose Compose container is stopped, a demoted one whose
+        Deployment is at 0), that side: the row moves as the promotion happens. The
+        COMPOSE and K3S cells still show both sides."""
         if self.compose and self.k3s:
+            compose_runs, k3s_runs = self.compose.running > 0, self.k3s.running > 0
+            if compose_runs != k3s_runs:
+                return "compose" if compose_runs else "k3s"
             return "both"
         return "compose" if self.compose else "k3s"
 

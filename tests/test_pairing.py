@@ -70,7 +70,9 @@ def test_promotion_keeps_the_row_and_changes_it_in_place() -> None:
     seen = []
     store.subscribe(seen.append)
     store.apply(SpecChanged(spec("default", "web")))
-    assert seen[-1].services["name:web"].location == "both"
+    # Paired at once (one row), but it runs in Compose only until its pods do.
+    assert seen[-1].services["name:web"].location == "compose"
+    assert seen[-1].services["name:web"].k3s is not None
     assert not seen[-1].services_removed
     store.apply(Snapshot(Source.COMPOSE, ()))  # the Compose container stopped and removed
     assert seen[-1].services["name:web"].location == "k3s"
@@ -86,7 +88,7 @@ def test_an_ambiguous_name_pairs_a_project_with_its_namespace_and_leaves_the_res
     store.apply(Snapshot(Source.COMPOSE, (compose("shop", "db"), compose("blog", "db"))))
     store.apply(Snapshot(Source.K3S, (), (spec("shop", "db"), spec("default", "db"))))
     assert rows(store) == {
-        "name:db@shop": ("db", "both"),
+        "name:db@shop": ("db", "compose"),  # paired (one row); its Deployment has no pod running yet
         "name:db@compose/blog": ("db", "compose"),
         "name:db@k3s/default": ("db", "k3s"),
     }
@@ -97,7 +99,8 @@ def test_explicit_pairs_join_different_names() -> None:
     store = Store(naming_from([("shop/web", "default/web-api")]))
     store.apply(Snapshot(Source.COMPOSE, (compose("shop", "web"),)))
     store.apply(Snapshot(Source.K3S, (), (spec("default", "web-api"), spec("default", "web"))))
-    assert rows(store) == {"pair:shop/web": ("web", "both"), "name:web": ("web", "k3s")}
+    assert rows(store) == {"pair:shop/web": ("web", "compose"), "name:web": ("web", "k3s")}
+    assert store.services["pair:shop/web"].k3s is not None  # paired, though no pod of web-api runs yet
 
 
 def test_name_matching_off_keeps_every_workload_its_own_row() -> None:
