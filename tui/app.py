@@ -528,15 +528,12 @@ class FerrymanApp(App[None]):
             f"the pods are ready; then it stops and {ports} is forwarded to the cluster."), answered)
 
     def _run_promotion(self, plan: Any) -> None:
-        from backends.model import Source as _Source
-        from backends.promote.deliver import DeliverySettings
-        from backends.promote.pipeline import PromotionPlan, Step, promote
+        from backends.promote.pipeline import Step, promote
+        from backends.promote.plan import promotion_plan
 
         settings = self.config.promote
-        delivery = DeliverySettings(settings.delivery, cluster=settings.k3d_cluster, registry=settings.registry,
-                                    k3s_command=tuple(settings.k3s_command))
-        workload = WorkloadKey(_Source.COMPOSE, plan.project, plan.service)
-        pipeline_plan = PromotionPlan(workload, plan.namespace, plan.translation.objects, delivery=delivery)
+        pipeline_plan = promotion_plan(plan, settings)
+        workload = pipeline_plan.workload
 
         async def run(report: Callable[..., object]) -> str:
             result = await promote(self.hub, pipeline_plan, timeout=settings.rollout_timeout_seconds,

@@ -168,9 +168,9 @@ async def promote_now(config: Config, plan, *, timeout: float) -> int:  # noqa: 
     forwards it starts live as long as this process: it stays in the foreground, like
     `kubectl port-forward`, until Ctrl-C, which stops them)."""
     from backends.headless import build_hub
-    from backends.model import ConnState, Source, WorkloadKey
-    from backends.promote.deliver import DeliverySettings
-    from backends.promote.pipeline import PromotionPlan, promote
+    from backends.model import ConnState, Source
+    from backends.promote.pipeline import promote
+    from backends.promote.plan import promotion_plan
 
     hub = build_hub(config)
     runner = asyncio.create_task(hub.run())
@@ -184,10 +184,8 @@ async def promote_now(config: Config, plan, *, timeout: float) -> int:  # noqa: 
                 return 1
             await asyncio.sleep(0.1)
         settings = config.promote
-        delivery = DeliverySettings(settings.delivery, cluster=settings.k3d_cluster, registry=settings.registry,
-                                    k3s_command=tuple(settings.k3s_command))
-        workload = WorkloadKey(Source.COMPOSE, plan.project, plan.service)
-        pipeline_plan = PromotionPlan(workload, plan.namespace, plan.translation.objects, delivery=delivery)
+        pipeline_plan = promotion_plan(plan, settings)
+        workload = pipeline_plan.workload
         result = await promote(hub, pipeline_plan, timeout=settings.rollout_timeout_seconds,
                                on_progress=lambda p: print(f"{p.step}: {p.state}" + (f" — {p.detail}" if p.detail
                                                                                     else ""), file=sys.stderr))

@@ -115,6 +115,19 @@ async def make_plan(
     return Plan(resolved, ns, translation)
 
 
+def promotion_plan(plan: Plan, settings: Any) -> Any:
+    """What the pipeline runs for `plan`, with the config's `promote:` settings (delivery).
+    (Typed loosely: the pipeline imports the hub, which this module must not need.)"""
+    from backends.model import WorkloadKey
+    from backends.promote.deliver import DeliverySettings
+    from backends.promote.pipeline import PromotionPlan
+
+    delivery = DeliverySettings(settings.delivery, cluster=settings.k3d_cluster, registry=settings.registry,
+                                k3s_command=tuple(settings.k3s_command))
+    workload = WorkloadKey(Source.COMPOSE, plan.project, plan.service)
+    return PromotionPlan(workload, plan.namespace, plan.translation.objects, delivery=delivery)
+
+
 # ---- what the preview and --dry-run say ----------------------------------------------------
 
 STATUS_MARK = {Status.OK: "✔", Status.WARN: "▲", Status.MISSING: "✖"}
@@ -233,6 +246,6 @@ def checklist_summary(items: Sequence[ChecklistItem]) -> str:
 
 __all__ = [
     "ComposeSource", "Plan", "PromoteError", "checklist_summary", "default_namespace", "find_source", "make_plan",
-    "manifests_yaml", "preview_text", "diff_objects", "with_live_diff",
+    "manifests_yaml", "preview_text", "diff_objects", "promotion_plan", "with_live_diff",
     "source_from_labels", "source_of_instances", "warnings_text",
 ]
