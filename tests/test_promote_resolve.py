@@ -24,19 +24,14 @@ from backends.promote import (
     service_from_config,
 )
 from backends.promote.resolve import default_project_name, read_referenced_files
-from tests.support.dockerenv import must_run_docker, sleeper_service
+from tests.support.dockerenv import require_compose_cli, sleeper_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compose"
 
 
 @pytest.fixture
 async def compose_cli_here():
-    try:
-        await compose_cli()
-    except PromoteError as exc:
-        if must_run_docker():
-            pytest.fail(f"{exc}; run tests/support/engine.sh", pytrace=False)
-        pytest.skip(str(exc))
+    await require_compose_cli()
 
 
 needs_cli = pytest.mark.usefixtures("compose_cli_here")

@@ -24,12 +24,10 @@ import yaml
 from backends.promote import (
     ComposeService,
     Finding,
-    PromoteError,
     Severity,
     Status,
     TranslateOptions,
     Translation,
-    compose_cli,
     masked,
     read_referenced_files,
     resolve_project,
@@ -45,7 +43,7 @@ from backends.promote.units import (
     parse_bytes,
     parse_duration,
 )
-from tests.support.dockerenv import must_run_docker
+from tests.support.dockerenv import require_compose_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compose"
 K8S_VERSIONS = ("1.29.0", "1.30.0", "1.31.0")
@@ -1253,12 +1251,7 @@ def _fixture_services() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def resolved_fixtures() -> dict[tuple[str, str], ComposeService]:
     async def resolve_all():
-        try:
-            await compose_cli()
-        except PromoteError as exc:
-            if must_run_docker():
-                pytest.fail(f"{exc}; run tests/support/engine.sh", pytrace=False)
-            pytest.skip(str(exc))
+        await require_compose_cli()
         # One CLI run per project; every service is then picked from the same document.
         results = {}
         for project in sorted({p for p, _ in _fixture_services()}):

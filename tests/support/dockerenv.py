@@ -129,6 +129,21 @@ def sleeper_service(**extra) -> dict:
     return svc
 
 
+async def require_compose_cli() -> None:
+    """The compose CLI that promotion resolves services with is here, or the test fails
+    (where Docker must run: CI) or is skipped (elsewhere), saying why."""
+    import pytest
+
+    from backends.promote import PromoteError, compose_cli as find_compose_cli
+
+    try:
+        await find_compose_cli()
+    except PromoteError as exc:
+        if must_run_docker():
+            pytest.fail(f"{exc}; run tests/support/engine.sh", pytrace=False)
+        pytest.skip(str(exc))
+
+
 def must_run_docker() -> bool:
     """In CI (or when asked) a missing engine is a failure, never a silent skip."""
     return bool(os.environ.get("CI") or os.environ.get("FERRYMAN_REQUIRE_DOCKER"))
@@ -159,5 +174,5 @@ def wait_listening(address: tuple[str, int], timeout: float = 30.0) -> None:
 
 __all__ = [
     "TEST_IMAGE", "ComposeProject", "compose_cli", "container_ip", "engine_problem", "ensure_test_image",
-    "httpd_service", "must_run_docker", "sleeper_service", "wait_listening",
+    "httpd_service", "must_run_docker", "require_compose_cli", "sleeper_service", "wait_listening",
 ]
