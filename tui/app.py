@@ -528,7 +528,7 @@ class FerrymanApp(App[None]):
             f"the pods are ready; then it stops and {ports} is forwarded to the cluster."), answered)
 
     def _run_promotion(self, plan: Any) -> None:
-        from backends.promote.pipeline import Step, promote
+        from backends.promote.pipeline import PROMOTE_STEPS, promote
         from backends.promote.plan import promotion_plan
 
         settings = self.config.promote
@@ -547,8 +547,8 @@ class FerrymanApp(App[None]):
             if succeeded and isinstance(self.screen, PromotePreviewScreen):
                 self.pop_screen()
 
-        steps = [Step.CHECK, Step.DELIVER, Step.APPLY, Step.ROLLOUT, Step.STOP_COMPOSE, Step.FORWARD, Step.RECORD]
-        self.push_screen(PromoteProgressScreen(f"Promoting {workload} → k3s {plan.namespace}", steps, run), closed)
+        self.push_screen(PromoteProgressScreen(f"Promoting {workload} → k3s {plan.namespace}", list(PROMOTE_STEPS),
+                                               run), closed)
 
     def request_demote(self, workload: WorkloadKey) -> None:
         """shift-p: bring a promoted service back to Compose; the user picks what happens
